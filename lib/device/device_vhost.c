@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * net (and later blk) devices on librte_vhost: socket registration on the control thread, and
+ * the session callbacks, which run on librte_vhost's vhost-events thread. The callbacks record
+ * the session, apply the policy, and publish the new plan before they return.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <libgen.h>
+
+#include <rte_vhost.h>
+
+#include "device_internal.h"
+
+/* ---- socket checks (control thread) ---- */
+
+static bool
+socket_in_use(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc == 0 || errno != ECONNREFUSED;
+}
+
+int
+device_vhost_check_socket(const struct device_config *cfg, struct base_errors *errs)
+{
+	char dir[SOCKET_PATH_MAX + 1];
+	struct stat st;
+
+	if (cfg->socket[0] == '\0')
+		return 0; /* already reported as missing */
+	snprintf(dir, sizeof(dir), "%s", cfg->socket);
+	if (stat(dirname(dir), &st) < 0 || !S_ISDIR(st.st_mode))
+		return base_errors_add(errs, ENOENT, "socket", "the directory of %s does not exist",
+			cfg->socket);
+	if (cfg->mode == DEVICE_MODE_CLIENT)
+		return 0; /* the frontend listens there; it may not have started yet */
+	if (lstat(cfg->socket, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return base_errors_add(errs, EEXIST, "socket", "%s exists and is not a socket",
+			cfg->socket);
+	if (socket_in_use(cfg->socket))
+		return base_errors_add(errs, EADDRINUSE, "socket",
+			"%s is in use by another process", cfg->socket);
+	return 0;
+}
+
+/* ---- session callbacks (vhost-events thread) ---- */
+
+static int
+on_new_connection(int vid)
+{
+	char path[SOCKET_PATH_MAX + 1];
+	struct device *d;
+	int rc = 0;
+
+	if (rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
+		return -1;
+	device_lock();
+	d = device_by_socket(path);
+	if (d == NULL || d->detaching) {
+		rc = -1;
+	} else if (d->vid >= 0) {
+		/* One live session per device: librte_vhost closes this connection. */
+		d->rejected_connections++;
+		DEVICE_LOG(WARNING, "'%s': a second frontend connected while one is; closing it",
+			d->cfg.name);
+		rc = -1;
+	} else {
+		d->vid = vid;
+		device_set_vid(vid, d);
+		d->state = DEVICE_WAITING;
+		d->reason[0] = '\0';
+		d->refusal_logged = false;
+		d->features = d->protocol_features = 0;
+		d->session_queues = 0;
+		memset(d->vring_enabled, 0, sizeof(d->vring_enabled));
+	}
+	device_unlock();
+	return rc;
+}
+
+static void
+read_session(int vid, const struct device *d, struct policy_session *s)
+{
+	uint16_t mtu = 0;
+	uint16_t vrings;
+
+	memset(s, 0, sizeof(*s));
+	rte_vhost_get_negotiated_features(vid, &s->features);
+	rte_vhost_get_negotiated_protocol_features(vid, &s->protocol_features);
+	vrings = rte_vhost_get_vring_num(vid);
+	s->queues = d->cfg.kind == POLICY_KIND_NET ? (vrings + 1u) / 2 : vrings;
+	if (rte_vhost_get_mtu(vid, &mtu) == 0)
+		s->mtu = mtu;
+}
+
+static int
+on_new_device(int vid)
+{
+	struct policy_session s;
+	struct device *d;
+	uint16_t i;
+
+	device_lock();
+	d = device_by_vid(vid);
+	if (d == NULL || d->vid != vid || d->detaching) {
+		device_unlock();
+		return -1;
+	}
+	read_session(vid, d, &s);
+	d->features = s.features;
+	d->protocol_features = s.protocol_features;
+	d->session_queues = s.queues;
+	if (!policy_check_session(&d->cfg.policy, &d->caps, &s, d->reason, sizeof(d->reason))) {
+		/* librte_vhost asks again after every later message: refuse each time, log once. */
+		d->state = DEVICE_REFUSED;
+		if (!d->refusal_logged) {
+			d->refusal_logged = true;
+			d->refused_sessions++;
+			snprintf(d->last_refusal, sizeof(d->last_refusal), "%s", d->reason);
+			DEVICE_LOG(WARNING, "'%s': frontend refused: %s", d->cfg.name, d->reason);
+		}
+		device_unlock();
+		return -1;
+	}
+	/* We busy-poll: ask the guest not to kick us. */
+	for (i = 0; i < rte_vhost_get_vring_num(vid); i++)
+		rte_vhost_enable_guest_notification(vid, i, 0);
+	d->state = DEVICE_RUNNING;
+	d->reason[0] = '\0';
+	d->sessions++;
+	device_replan();
+	device_unlock();
+	DEVICE_LOG(INFO, "'%s': frontend running, features 0x%llx%s", d->cfg.name,
+		(unsigned long long)s.features,
+		policy_session_translates(&s) ? ", translating through the IOTLB" : "");
+	return 0;
+}
+
+static int
+on_vring_state_changed(int vid, uint16_t vring, int enable)
+{
+	struct device *d;
+
+	device_lock();
+	d = device_by_vid(vid);
+	if (d != NULL && d->vid == vid && vring < RTE_DIM(d->vring_enabled)) {
+		d->vring_enabled[vring] = enable != 0;
+		if (d->state == DEVICE_RUNNING)
+			device_replan();
+	}
+	device_unlock();
+	return 0;
+}
+
+static void fold_iotlb(struct device *d, int vid);
+
+/* Must not return while a worker still touches @p vid: device_replan() waits for that. */
+static void
+on_destroy_device(int vid)
+{
+	struct device *d;
+
+	device_lock();
+	d = device_by_vid(vid);
+	if (d != NULL && d->vid == vid) {
+		fold_iotlb(d, vid);
+		d->state = DEVICE_WAITING;
+		device_replan();
+	}
+	device_unlock();
+}
+
+static void
+on_destroy_connection(int vid)
+{
+	struct device *d;
+
+	device_lock();
+	d = device_by_vid(vid);
+	device_set_vid(vid, NULL);
+	if (d != NULL && d->vid == vid) {
+		d->vid = -1;
+		d->state = DEVICE_WAITING;
+		d->reason[0] = '\0';
+		memset(d->vring_enabled, 0, sizeof(d->vring_enabled));
+		DEVICE_LOG(INFO, "'%s': frontend disconnected; waiting for the next one",
+			d->cfg.name);
+	}
+	device_unlock();
+}
+
+static const struct rte_vhost_device_ops vhost_ops = {
+	.new_device = on_new_device,
+	.destroy_device = on_destroy_device,
+	.vring_state_changed = on_vring_state_changed,
+	.new_connection = on_new_connection,
+	.destroy_connection = on_destroy_connection,
+};
+
+/* ---- registration (control thread) ---- */
+
+int
+device_vhost_start(struct device *d, struct base_error *err)
+{
+	const struct device_config *cfg = &d->cfg;
+	uint64_t flags = 0, supported = 0;
+	int rc;
+
+	if (cfg->mode == DEVICE_MODE_CLIENT)
+		flags |= RTE_VHOST_USER_CLIENT; /* librte_vhost reconnects every second */
+	if (cfg->policy.iommu != POLICY_IOMMU_OFF) {
+		/* Offers bit 33 and turns on the IOTLB; per-queue stats count its hits/misses. */
+		flags |= RTE_VHOST_USER_IOMMU_SUPPORT | RTE_VHOST_USER_NET_STATS_ENABLE;
+	}
+	if (cfg->policy.offloads)
+		flags |= RTE_VHOST_USER_NET_COMPLIANT_OL_FLAGS;
+
+	/* A stale socket (checked not to be in use) is left over from a crash. */
+	if (cfg->mode == DEVICE_MODE_SERVER)
+		unlink(cfg->socket);
+	if (rte_vhost_driver_register(cfg->socket, flags) != 0)
+		return base_error_set(err, EIO, "socket", "librte_vhost cannot register %s",
+			cfg->socket);
+	if (rte_vhost_driver_get_features(cfg->socket, &supported) != 0)
+		goto fail;
+	d->features_offered = policy_features_offered(&cfg->policy, cfg->kind, supported);
+	/* set_features would turn librte_vhost's builtin net backend off: net only disables. */
+	if (cfg->kind == POLICY_KIND_NET)
+		rc = rte_vhost_driver_disable_features(cfg->socket,
+			supported & ~d->features_offered);
+	else
+		rc = rte_vhost_driver_set_features(cfg->socket, d->features_offered);
+	if (rc != 0 || rte_vhost_driver_callback_register(cfg->socket, &vhost_ops) != 0)
+		goto fail;
+	if (rte_vhost_driver_start(cfg->socket) != 0) {
+		rte_vhost_driver_unregister(cfg->socket);
+		return base_error_set(err, EIO, "socket", "cannot %s %s",
+			cfg->mode == DEVICE_MODE_SERVER ? "listen on" : "connect to", cfg->socket);
+	}
+	return 0;
+fail:
+	rte_vhost_driver_unregister(cfg->socket);
+	return base_error_set(err, EIO, "socket", "librte_vhost cannot set up %s", cfg->socket);
+}
+
+void
+device_vhost_stop(struct device *d)
+{
+	/* Closes the connection (destroy_device runs first), and unlinks a server socket. */
+	if (rte_vhost_driver_unregister(d->cfg.socket) != 0)
+		DEVICE_LOG(ERR, "'%s': librte_vhost did not know %s", d->cfg.name, d->cfg.socket);
+}
+
+/* ---- IOTLB counters ---- */
+
+/* Index of iotlb_hits / iotlb_misses in librte_vhost's per-vring stats; found once. */
+static int hits_idx = -1, misses_idx = -1;
+static unsigned int nb_vring_stats;
+
+static bool
+vring_iotlb(int vid, uint16_t vring, uint64_t *hits, uint64_t *misses)
+{
+	struct rte_vhost_stat_name names[64];
+	struct rte_vhost_stat st[64];
+	int n, i;
+
+	if (hits_idx < 0) {
+		n = rte_vhost_vring_stats_get_names(vid, vring, names, RTE_DIM(names));
+		if (n <= 0 || n > (int)RTE_DIM(names))
+			return false;
+		for (i = 0; i < n; i++) {
+			if (strstr(names[i].name, "_iotlb_hits") != NULL)
+				hits_idx = i;
+			if (strstr(names[i].name, "_iotlb_misses") != NULL)
+				misses_idx = i;
+		}
+		nb_vring_stats = (unsigned int)n;
+		if (hits_idx < 0 || misses_idx < 0)
+			return false;
+	}
+	n = rte_vhost_vring_stats_get(vid, vring, st, nb_vring_stats);
+	if (n <= 0 || n > (int)RTE_DIM(st))
+		return false;
+	*hits += st[hits_idx].value;
+	*misses += st[misses_idx].value;
+	return true;
+}
+
+/* Hits and misses of queue (pair) @p q in the live session. */
+static void
+session_iotlb(const struct device *d, int vid, uint32_t q, uint64_t *hits, uint64_t *misses)
+{
+	*hits = *misses = 0;
+	if (vid < 0 || d->cfg.policy.iommu == POLICY_IOMMU_OFF)
+		return;
+	if (d->cfg.kind == POLICY_KIND_NET) {
+		vring_iotlb(vid, (uint16_t)(2 * q), hits, misses);
+		vring_iotlb(vid, (uint16_t)(2 * q + 1), hits, misses);
+	} else {
+		vring_iotlb(vid, (uint16_t)q, hits, misses);
+	}
+}
+
+static void
+fold_iotlb(struct device *d, int vid)
+{
+	uint64_t hits, misses;
+	uint32_t q;
+
+	for (q = 0; q < d->cfg.queues; q++) {
+		session_iotlb(d, vid, q, &hits, &misses);
+		d->iotlb_hits_done[q] += hits;
+		d->iotlb_misses_done[q] += misses;
+	}
+	if (vid >= 0 && d->cfg.policy.iommu != POLICY_IOMMU_OFF)
+		for (q = 0; q < rte_vhost_get_vring_num(vid); q++)
+			rte_vhost_vring_stats_reset(vid, (uint16_t)q);
+}
+
+void
+device_vhost_stats(const struct device *d, json_t *queues)
+{
+	uint64_t hits, misses;
+	json_t *qo;
+	size_t q;
+
+	json_array_foreach(queues, q, qo) {
+		session_iotlb(d, d->state == DEVICE_RUNNING ? d->vid : -1, (uint32_t)q, &hits,
+			&misses);
+		hits += d->iotlb_hits_done[q] - d->iotlb_hits_base[q];
+		misses += d->iotlb_misses_done[q] - d->iotlb_misses_base[q];
+		json_object_set_new(qo, "iotlb_hits", json_integer((json_int_t)hits));
+		json_object_set_new(qo, "iotlb_misses", json_integer((json_int_t)misses));
+	}
+}
+
+void
+device_vhost_stats_reset(struct device *d)
+{
+	uint64_t hits, misses;
+	uint32_t q;
+
+	for (q = 0; q < d->cfg.queues; q++) {
+		session_iotlb(d, d->state == DEVICE_RUNNING ? d->vid : -1, q, &hits, &misses);
+		d->iotlb_hits_base[q] = d->iotlb_hits_done[q] + hits;
+		d->iotlb_misses_base[q] = d->iotlb_misses_done[q] + misses;
+	}
+}
