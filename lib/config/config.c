@@ -56,7 +56,9 @@ refused(const char *path, size_t i, json_t *call, json_t *data, struct base_erro
 	base_error_set(err, EINVAL, NULL, "%s: entry %zu (%s) refused: %s%s%s", path, i,
 		json_string_value(json_object_get(call, "method")), reason ? reason : "no reply",
 		errname ? " " : "", errname ? errname : "");
-	if (field != NULL && field[0] != '\0')
+	if (field != NULL && strcmp(field, "method") == 0)
+		snprintf(err->field, sizeof(err->field), "config[%zu].method", i);
+	else if (field != NULL && field[0] != '\0')
 		snprintf(err->field, sizeof(err->field), "config[%zu].params.%s", i, field);
 	else
 		snprintf(err->field, sizeof(err->field), "config[%zu]", i);
@@ -79,9 +81,10 @@ config_load(const char *path, struct rpc_registry *reg, struct base_error *err)
 	json_array_foreach(calls, i, call) {
 		if (rc != 0)
 			break;
-		req = json_pack("{s:s, s:I, s:O, s:O?}", "jsonrpc", "2.0", "id", (json_int_t)i,
-			"method", json_object_get(call, "method"), "params",
-			json_object_get(call, "params"));
+		req = json_pack("{s:s, s:I, s:O}", "jsonrpc", "2.0", "id", (json_int_t)i, "method",
+			json_object_get(call, "method"));
+		if (json_object_get(call, "params") != NULL)
+			json_object_set(req, "params", json_object_get(call, "params"));
 		reply = rpc_process(reg, req);
 		json_decref(req);
 		e = json_object_get(reply, "error");
