@@ -27,8 +27,8 @@
 
 #define DEFAULT_RPC_SOCKET "./run/vhostd.sock"
 /* Enough mbufs for every eth rx ring plus bursts in flight; about 70 MB with the default size. */
-#define MBUF_COUNT 32767
-#define MBUF_CACHE 256
+#define MBUF_COUNT   32767
+#define MBUF_CACHE   256
 #define EAL_ARGS_MAX 64
 
 struct options {
@@ -42,13 +42,14 @@ struct options {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: vhostd [-s RPC_SOCKET] [-c CONFIG] [-m MODE] [-- EAL options]\n"
-		   "  -s, --rpc-socket PATH   JSON-RPC socket (default %s)\n"
-		   "  -c, --config FILE       replay FILE's calls at start; config_save writes it\n"
-		   "  -m, --socket-mode MODE  octal permissions of the RPC socket (default 0660)\n"
-		   "  -V, --version           print the version\n"
-		   "Without EAL options: --no-huge -m 512 --no-pci -l 0-1 --main-lcore 0\n"
-		   "--file-prefix vhostd-<pid> (lcore 0 control, lcore 1 worker).\n",
+	fprintf(f,
+		"usage: vhostd [-s RPC_SOCKET] [-c CONFIG] [-m MODE] [-- EAL options]\n"
+		"  -s, --rpc-socket PATH   JSON-RPC socket (default %s)\n"
+		"  -c, --config FILE       replay FILE's calls at start; config_save writes it\n"
+		"  -m, --socket-mode MODE  octal permissions of the RPC socket (default 0660)\n"
+		"  -V, --version           print the version\n"
+		"Without EAL options: --no-huge -m 512 --no-pci -l 0-1 --main-lcore 0\n"
+		"--file-prefix vhostd-<pid> (lcore 0 control, lcore 1 worker).\n",
 		DEFAULT_RPC_SOCKET);
 }
 
@@ -133,7 +134,7 @@ start_workers(struct rte_mempool *pool)
 	unsigned int lcores[RTE_MAX_LCORE], n = 0, lcore;
 
 	RTE_LCORE_FOREACH_WORKER(lcore)
-		lcores[n++] = lcore;
+	lcores[n++] = lcore;
 	if (n == 0) {
 		fprintf(stderr, "vhostd: no worker lcore: give EAL at least two (-l 0-1)\n");
 		return -EINVAL;
@@ -206,15 +207,17 @@ main(int argc, char **argv)
 		goto out_eal;
 	}
 	if (device_rpc_register(reg) < 0 ||
-			config_rpc_register(reg, opts.config, device_config_calls) < 0 ||
-			rpc_register(reg, "version", rpc_version, NULL) < 0 ||
-			rpc_register(reg, "rpc_get_methods", rpc_get_methods, reg) < 0)
+		config_rpc_register(reg, opts.config, device_config_calls) < 0 ||
+		rpc_register(reg, "version", rpc_version, NULL) < 0 ||
+		rpc_register(reg, "rpc_get_methods", rpc_get_methods, reg) < 0)
 		goto out_eal;
 
 	if (strcmp(opts.rpc_socket, DEFAULT_RPC_SOCKET) == 0)
 		mkdir("./run", 0755);
-	sopts = (struct rpc_server_opts){.path = opts.rpc_socket, .mode = opts.socket_mode,
-		.owner = (uid_t)-1, .group = (gid_t)-1};
+	sopts = (struct rpc_server_opts){.path = opts.rpc_socket,
+		.mode = opts.socket_mode,
+		.owner = (uid_t)-1,
+		.group = (gid_t)-1};
 	srv = rpc_server_create(&sopts, reg, &err);
 	if (srv == NULL) {
 		fprintf(stderr, "vhostd: %s\n", err.reason);
@@ -223,7 +226,7 @@ main(int argc, char **argv)
 	if (start_workers(pool) < 0)
 		goto out_server;
 	if (opts.config != NULL && access(opts.config, F_OK) == 0 &&
-			config_load(opts.config, reg, &err) < 0) {
+		config_load(opts.config, reg, &err) < 0) {
 		fprintf(stderr, "vhostd: %s [%s]\n", err.reason, err.field);
 		goto out_devices;
 	}

@@ -55,12 +55,39 @@ base_errors_first(const struct base_errors *errs)
 
 #define NAME(e) [e] = #e
 static const char *const errno_names[] = {
-	NAME(EPERM), NAME(ENOENT), NAME(EIO), NAME(E2BIG), NAME(EBADF), NAME(EAGAIN),
-	NAME(ENOMEM), NAME(EACCES), NAME(EFAULT), NAME(EBUSY), NAME(EEXIST), NAME(ENODEV),
-	NAME(ENOTDIR), NAME(EISDIR), NAME(EINVAL), NAME(EMFILE), NAME(ENOSPC), NAME(EROFS),
-	NAME(ERANGE), NAME(ENAMETOOLONG), NAME(ENOSYS), NAME(ENOTSUP), NAME(EADDRINUSE),
-	NAME(ECONNREFUSED), NAME(ETIMEDOUT), NAME(EBADMSG), NAME(EPROTO), NAME(EMSGSIZE),
-	NAME(ENOTCONN), NAME(ENXIO), NAME(ESRCH), NAME(ENOTSOCK), NAME(ECANCELED),
+	NAME(EPERM),
+	NAME(ENOENT),
+	NAME(EIO),
+	NAME(E2BIG),
+	NAME(EBADF),
+	NAME(EAGAIN),
+	NAME(ENOMEM),
+	NAME(EACCES),
+	NAME(EFAULT),
+	NAME(EBUSY),
+	NAME(EEXIST),
+	NAME(ENODEV),
+	NAME(ENOTDIR),
+	NAME(EISDIR),
+	NAME(EINVAL),
+	NAME(EMFILE),
+	NAME(ENOSPC),
+	NAME(EROFS),
+	NAME(ERANGE),
+	NAME(ENAMETOOLONG),
+	NAME(ENOSYS),
+	NAME(ENOTSUP),
+	NAME(EADDRINUSE),
+	NAME(ECONNREFUSED),
+	NAME(ETIMEDOUT),
+	NAME(EBADMSG),
+	NAME(EPROTO),
+	NAME(EMSGSIZE),
+	NAME(ENOTCONN),
+	NAME(ENXIO),
+	NAME(ESRCH),
+	NAME(ENOTSOCK),
+	NAME(ECANCELED),
 };
 #undef NAME
 
@@ -70,7 +97,7 @@ base_errno_name(int err)
 	static __thread char other[16];
 
 	if (err > 0 && (size_t)err < sizeof(errno_names) / sizeof(errno_names[0]) &&
-			errno_names[err] != NULL)
+		errno_names[err] != NULL)
 		return errno_names[err];
 	snprintf(other, sizeof(other), "E%d", err);
 	return other;

@@ -16,8 +16,9 @@
 #define BASE_ERRORS_MAX 16
 
 struct base_error {
-	int err;                           /**< positive errno value, 0 when unset */
-	char field[BASE_ERROR_FIELD_MAX];  /**< e.g. "policy.iommu"; empty when no field is at fault */
+	int err;			  /**< positive errno value, 0 when unset */
+	char field[BASE_ERROR_FIELD_MAX]; /**< e.g. "policy.iommu"; empty when no field is at fault
+					   */
 	char reason[BASE_ERROR_REASON_MAX];
 };
 

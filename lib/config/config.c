@@ -23,11 +23,13 @@ config_check(json_t *calls, struct base_error *err)
 	if (!json_is_array(calls))
 		return base_error_set(err, EINVAL, "config",
 			"a configuration is a list of {method, params} calls");
-	json_array_foreach(calls, i, call) {
+	json_array_foreach(calls, i, call)
+	{
 		snprintf(field, sizeof(field), "config[%zu]", i);
 		if (!json_is_object(call))
 			return base_error_set(err, EINVAL, field, "%s must be an object", field);
-		json_object_foreach(call, key, v) {
+		json_object_foreach(call, key, v)
+		{
 			if (strcmp(key, "method") != 0 && strcmp(key, "params") != 0) {
 				snprintf(field, sizeof(field), "config[%zu].%s", i, key);
 				return base_error_set(err, EINVAL, field, "unknown key '%s'", key);
@@ -78,7 +80,8 @@ config_load(const char *path, struct rpc_registry *reg, struct base_error *err)
 		return base_error_set(err, jerr.line < 0 ? ENOENT : EINVAL, "config",
 			"%s: line %d: %s", path, jerr.line, jerr.text);
 	rc = config_check(calls, err);
-	json_array_foreach(calls, i, call) {
+	json_array_foreach(calls, i, call)
+	{
 		if (rc != 0)
 			break;
 		req = json_pack("{s:s, s:I, s:O}", "jsonrpc", "2.0", "id", (json_int_t)i, "method",
@@ -151,8 +154,8 @@ config_save(const char *path, json_t *calls, struct base_error *err)
 	if (rename(tmp, path) < 0) {
 		e = errno;
 		unlink(tmp);
-		return base_error_set(err, e, "path", "cannot rename %s to %s: %s", tmp, path,
-			strerror(e));
+		return base_error_set(
+			err, e, "path", "cannot rename %s to %s: %s", tmp, path, strerror(e));
 	}
 	fsync_dir(path);
 	return 0;
@@ -178,7 +181,10 @@ struct save_params {
 };
 
 static const struct rpc_param save_spec[] = {
-	{.name = "path", .type = RPC_PARAM_STRING, .min = 1, .max = PATH_MAX - 1,
+	{.name = "path",
+		.type = RPC_PARAM_STRING,
+		.min = 1,
+		.max = PATH_MAX - 1,
 		.offset = offsetof(struct save_params, path)},
 	{0},
 };

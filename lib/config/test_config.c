@@ -100,7 +100,8 @@ load_stops_at_the_refused_entry_and_names_it(void **state)
 	f = fopen(path, "w");
 	fputs("[{\"method\":\"record\",\"params\":{\"n\":1}},"
 	      " {\"method\":\"record\",\"params\":{\"bad\":1}},"
-	      " {\"method\":\"record\",\"params\":{\"n\":3}}]", f);
+	      " {\"method\":\"record\",\"params\":{\"n\":3}}]",
+		f);
 	fclose(f);
 	assert_int_equal(config_load(path, reg, &err), -EINVAL);
 	assert_string_equal(err.field, "config[1].params.bad");

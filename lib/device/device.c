@@ -67,7 +67,7 @@ device_by_socket(const char *path)
 
 	for (i = 0; i < nb_devices; i++)
 		if (devices[i]->cfg.kind != POLICY_KIND_ETH &&
-				strcmp(devices[i]->cfg.socket, path) == 0)
+			strcmp(devices[i]->cfg.socket, path) == 0)
 			return devices[i];
 	return NULL;
 }
@@ -190,18 +190,18 @@ check_unique(const struct device_config *cfg, struct base_errors *errs)
 		const struct device_config *o = &devices[i]->cfg;
 
 		if (cfg->kind != POLICY_KIND_ETH && o->kind != POLICY_KIND_ETH &&
-				strcmp(o->socket, cfg->socket) == 0)
+			strcmp(o->socket, cfg->socket) == 0)
 			base_errors_add(errs, EEXIST, "socket", "device '%s' already uses %s",
 				o->name, cfg->socket);
 		if (cfg->kind == POLICY_KIND_ETH && o->kind == POLICY_KIND_ETH &&
-				strcspn(o->devargs, ",") == strcspn(cfg->devargs, ",") &&
-				strncmp(o->devargs, cfg->devargs, strcspn(o->devargs, ",")) == 0)
+			strcspn(o->devargs, ",") == strcspn(cfg->devargs, ",") &&
+			strncmp(o->devargs, cfg->devargs, strcspn(o->devargs, ",")) == 0)
 			base_errors_add(errs, EEXIST, "devargs",
 				"device '%s' already uses that ethdev", o->name);
 	}
 	if (nb_devices == DEVICE_MAX)
-		base_errors_add(errs, ENOSPC, NULL, "%u devices are attached, the most vhostd serves",
-			DEVICE_MAX);
+		base_errors_add(errs, ENOSPC, NULL,
+			"%u devices are attached, the most vhostd serves", DEVICE_MAX);
 	return errs->count + errs->dropped == before ? 0 : -EINVAL;
 }
 
@@ -371,11 +371,15 @@ xconnect_pair(const char *a, const char *b, struct device **da, struct device **
 	if (*db == NULL || (*db)->detaching)
 		return base_error_set(err, ENOENT, "b", "no device named '%s'", b);
 	if ((*da)->cfg.kind == POLICY_KIND_BLK)
-		return base_error_set(err, EINVAL, "a", "'%s' is a blk device; only net and eth "
-			"devices forward packets", a);
+		return base_error_set(err, EINVAL, "a",
+			"'%s' is a blk device; only net and eth "
+			"devices forward packets",
+			a);
 	if ((*db)->cfg.kind == POLICY_KIND_BLK)
-		return base_error_set(err, EINVAL, "b", "'%s' is a blk device; only net and eth "
-			"devices forward packets", b);
+		return base_error_set(err, EINVAL, "b",
+			"'%s' is a blk device; only net and eth "
+			"devices forward packets",
+			b);
 	return 0;
 }
 
@@ -388,7 +392,8 @@ device_xconnect_create(const char *a, const char *b, struct base_error *err)
 	device_lock();
 	rc = xconnect_pair(a, b, &da, &db, err);
 	if (rc == 0 && da == db)
-		rc = base_error_set(err, EINVAL, "b", "a device cannot be cross-connected to itself");
+		rc = base_error_set(
+			err, EINVAL, "b", "a device cannot be cross-connected to itself");
 	if (rc == 0 && da->peer != NULL)
 		rc = base_error_set(err, EBUSY, "a", "'%s' is already cross-connected to '%s'", a,
 			da->peer->cfg.name);
@@ -419,7 +424,8 @@ device_xconnect_delete(const char *a, const char *b, struct base_error *err)
 	device_lock();
 	rc = xconnect_pair(a, b, &da, &db, err);
 	if (rc == 0 && da->peer != db)
-		rc = base_error_set(err, ENOENT, "b", "'%s' and '%s' are not cross-connected", a, b);
+		rc = base_error_set(
+			err, ENOENT, "b", "'%s' and '%s' are not cross-connected", a, b);
 	if (rc == 0) {
 		da->peer = db->peer = NULL;
 		device_replan();
@@ -450,9 +456,11 @@ queues_json(const struct device *d)
 	for (q = 0; q < d->cfg.queues; q++) {
 		bool vhost = d->cfg.kind != POLICY_KIND_ETH;
 
-		json_array_append_new(list, json_pack("{s:i, s:b, s:b}", "id", (json_int_t)q,
-			"rx_enabled", vhost ? d->vring_enabled[2 * q + 1] : d->state == DEVICE_RUNNING,
-			"tx_enabled", vhost ? d->vring_enabled[2 * q] : d->state == DEVICE_RUNNING));
+		json_array_append_new(list,
+			json_pack("{s:i, s:b, s:b}", "id", (json_int_t)q, "rx_enabled",
+				vhost ? d->vring_enabled[2 * q + 1] : d->state == DEVICE_RUNNING,
+				"tx_enabled",
+				vhost ? d->vring_enabled[2 * q] : d->state == DEVICE_RUNNING));
 	}
 	return list;
 }
@@ -471,15 +479,17 @@ device_json(const struct device *d)
 	json_object_set_new(o, "features", hex(d->features));
 	json_object_set_new(o, "protocol_features", hex(d->protocol_features));
 	json_object_set_new(o, "features_offered", hex(d->features_offered));
-	json_object_set_new(o, "iommu", json_pack("{s:s, s:b, s:b}", "mode",
-		policy_iommu_name(d->cfg.policy.iommu), "offered",
-		(d->features_offered & POLICY_F_ACCESS_PLATFORM) != 0, "translating",
-		d->state == DEVICE_RUNNING && (d->features & POLICY_F_ACCESS_PLATFORM) != 0));
+	json_object_set_new(o, "iommu",
+		json_pack("{s:s, s:b, s:b}", "mode", policy_iommu_name(d->cfg.policy.iommu),
+			"offered", (d->features_offered & POLICY_F_ACCESS_PLATFORM) != 0,
+			"translating",
+			d->state == DEVICE_RUNNING &&
+				(d->features & POLICY_F_ACCESS_PLATFORM) != 0));
 	json_object_set_new(o, "xconnect", d->peer ? json_string(d->peer->cfg.name) : json_null());
 	json_object_set_new(o, "sessions", json_integer((json_int_t)d->sessions));
 	json_object_set_new(o, "refused_sessions", json_integer((json_int_t)d->refused_sessions));
-	json_object_set_new(o, "rejected_connections",
-		json_integer((json_int_t)d->rejected_connections));
+	json_object_set_new(
+		o, "rejected_connections", json_integer((json_int_t)d->rejected_connections));
 	return o;
 }
 
@@ -512,7 +522,8 @@ device_list(void)
 		if (d->detaching)
 			continue;
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "name", d->cfg.name,
-			"kind", device_kind_name(d->cfg.kind), "state", device_state_name(d->state)));
+						    "kind", device_kind_name(d->cfg.kind), "state",
+						    device_state_name(d->state)));
 	}
 	device_unlock();
 	return list;
@@ -529,12 +540,13 @@ device_stats_json(const struct device *d)
 
 	for (q = 0; q < d->cfg.queues; q++) {
 		dp_stats_read(d->stats, q, &c);
-		json_array_append_new(queues, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-			"id", (json_int_t)q, "rx_packets", (json_int_t)c.rx_packets, "rx_bytes",
-			(json_int_t)c.rx_bytes, "tx_packets", (json_int_t)c.tx_packets, "tx_bytes",
-			(json_int_t)c.tx_bytes, "rx_drops", (json_int_t)c.rx_drops, "tx_drops",
-			(json_int_t)c.tx_drops, "iotlb_hits", (json_int_t)0, "iotlb_misses",
-			(json_int_t)0));
+		json_array_append_new(queues,
+			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id",
+				(json_int_t)q, "rx_packets", (json_int_t)c.rx_packets, "rx_bytes",
+				(json_int_t)c.rx_bytes, "tx_packets", (json_int_t)c.tx_packets,
+				"tx_bytes", (json_int_t)c.tx_bytes, "rx_drops",
+				(json_int_t)c.rx_drops, "tx_drops", (json_int_t)c.tx_drops,
+				"iotlb_hits", (json_int_t)0, "iotlb_misses", (json_int_t)0));
 	}
 	device_vhost_stats(d, queues);
 	return json_pack("{s:s, s:o}", "name", d->cfg.name, "queues", queues);
@@ -602,16 +614,18 @@ device_config_calls(void)
 	for (i = 0; i < nb_devices; i++) {
 		d = devices[i];
 		if (!d->detaching)
-			json_array_append_new(calls, json_pack("{s:s, s:o}", "method",
-				"device_attach", "params", device_config_to_json(&d->cfg)));
+			json_array_append_new(
+				calls, json_pack("{s:s, s:o}", "method", "device_attach", "params",
+					       device_config_to_json(&d->cfg)));
 	}
 	/* Each cross-connect once: from the device that comes first in the list. */
 	for (i = 0; i < nb_devices; i++) {
 		d = devices[i];
 		if (d->detaching || d->peer == NULL || strcmp(d->cfg.name, d->peer->cfg.name) > 0)
 			continue;
-		json_array_append_new(calls, json_pack("{s:s, s:{s:s, s:s}}", "method",
-			"xconnect_create", "params", "a", d->cfg.name, "b", d->peer->cfg.name));
+		json_array_append_new(
+			calls, json_pack("{s:s, s:{s:s, s:s}}", "method", "xconnect_create",
+				       "params", "a", d->cfg.name, "b", d->peer->cfg.name));
 	}
 	device_unlock();
 	return calls;

@@ -14,7 +14,7 @@
 #include "policy.h"
 
 extern int device_logtype;
-#define DEVICE_LOG(level, fmt, ...)                                                           \
+#define DEVICE_LOG(level, fmt, ...) \
 	rte_log(RTE_LOG_##level, device_logtype, "vhostd.device: " fmt "\n", ##__VA_ARGS__)
 
 #define DEVICE_DEVARGS_MAX 255
@@ -62,7 +62,7 @@ struct device {
 	 * thread (session callbacks); read under device_lock. */
 	bool detaching;
 	struct device *peer; /* cross-connect */
-	int vid;             /* the live connection, -1 if none */
+	int vid;	     /* the live connection, -1 if none */
 	enum device_state state;
 	char reason[BASE_ERROR_REASON_MAX];
 	char last_refusal[BASE_ERROR_REASON_MAX];
@@ -71,7 +71,7 @@ struct device {
 	uint64_t protocol_features;
 	uint32_t session_queues;
 	uint8_t vring_enabled[DEVICE_QUEUES_MAX * 2];
-	uint64_t sessions;           /* frontends that got a running session */
+	uint64_t sessions; /* frontends that got a running session */
 	uint64_t refused_sessions;
 	uint64_t rejected_connections; /* extra frontends turned away while one was connected */
 	/* IOTLB counters of sessions that ended, and what stats_reset saw, per queue pair. */

@@ -10,8 +10,7 @@
 #include "device_internal.h"
 #include "rpc.h"
 
-#define NAME_CHARS                                                                             \
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 static const char *const kind_names[] = {"net", "blk", "eth", NULL};
 static const char *const mode_names[] = {"server", "client", NULL};
@@ -28,25 +27,57 @@ struct attach_params {
 #define AP(f) offsetof(struct attach_params, f)
 
 static const struct rpc_param attach_spec[] = {
-	{.name = "name", .type = RPC_PARAM_STRING, .required = true, .offset = AP(cfg.name),
-		.min = 1, .max = DEVICE_NAME_MAX, .charset = NAME_CHARS},
-	{.name = "kind", .type = RPC_PARAM_ENUM, .required = true, .offset = AP(cfg.kind),
+	{.name = "name",
+		.type = RPC_PARAM_STRING,
+		.required = true,
+		.offset = AP(cfg.name),
+		.min = 1,
+		.max = DEVICE_NAME_MAX,
+		.charset = NAME_CHARS},
+	{.name = "kind",
+		.type = RPC_PARAM_ENUM,
+		.required = true,
+		.offset = AP(cfg.kind),
 		.choices = kind_names},
-	{.name = "socket", .type = RPC_PARAM_STRING, .offset = AP(cfg.socket), .min = 1,
-		.max = SOCKET_PATH_MAX, .present_offset = AP(socket_set)},
-	{.name = "mode", .type = RPC_PARAM_ENUM, .offset = AP(cfg.mode), .choices = mode_names,
+	{.name = "socket",
+		.type = RPC_PARAM_STRING,
+		.offset = AP(cfg.socket),
+		.min = 1,
+		.max = SOCKET_PATH_MAX,
+		.present_offset = AP(socket_set)},
+	{.name = "mode",
+		.type = RPC_PARAM_ENUM,
+		.offset = AP(cfg.mode),
+		.choices = mode_names,
 		.present_offset = AP(mode_set)},
-	{.name = "queues", .type = RPC_PARAM_UINT, .offset = AP(cfg.queues), .min = 1,
+	{.name = "queues",
+		.type = RPC_PARAM_UINT,
+		.offset = AP(cfg.queues),
+		.min = 1,
 		.max = DEVICE_QUEUES_MAX},
 	{.name = "policy", .type = RPC_PARAM_OBJECT, .offset = AP(cfg.policy_obj)},
-	{.name = "backing", .type = RPC_PARAM_STRING, .offset = AP(cfg.backing), .min = 1,
-		.max = PATH_MAX - 1, .present_offset = AP(backing_set)},
-	{.name = "readonly", .type = RPC_PARAM_BOOL, .offset = AP(cfg.readonly),
+	{.name = "backing",
+		.type = RPC_PARAM_STRING,
+		.offset = AP(cfg.backing),
+		.min = 1,
+		.max = PATH_MAX - 1,
+		.present_offset = AP(backing_set)},
+	{.name = "readonly",
+		.type = RPC_PARAM_BOOL,
+		.offset = AP(cfg.readonly),
 		.present_offset = AP(readonly_set)},
-	{.name = "block_size", .type = RPC_PARAM_UINT, .offset = AP(cfg.block_size),
-		.min = BLOCK_SIZE_MIN, .max = BLOCK_SIZE_MAX, .present_offset = AP(block_size_set)},
-	{.name = "devargs", .type = RPC_PARAM_STRING, .offset = AP(cfg.devargs), .min = 1,
-		.max = DEVICE_DEVARGS_MAX, .present_offset = AP(devargs_set)},
+	{.name = "block_size",
+		.type = RPC_PARAM_UINT,
+		.offset = AP(cfg.block_size),
+		.min = BLOCK_SIZE_MIN,
+		.max = BLOCK_SIZE_MAX,
+		.present_offset = AP(block_size_set)},
+	{.name = "devargs",
+		.type = RPC_PARAM_STRING,
+		.offset = AP(cfg.devargs),
+		.min = 1,
+		.max = DEVICE_DEVARGS_MAX,
+		.present_offset = AP(devargs_set)},
 	{0},
 };
 
@@ -62,8 +93,8 @@ static void
 only_for(struct base_errors *errs, bool given, bool allowed, const char *field, const char *kind)
 {
 	if (given && !allowed)
-		base_errors_add(errs, EINVAL, field, "%s does not apply to a %s device", field,
-			kind);
+		base_errors_add(
+			errs, EINVAL, field, "%s does not apply to a %s device", field, kind);
 }
 
 int
@@ -81,8 +112,8 @@ device_config_decode(json_t *params, struct device_config *cfg, struct base_erro
 
 	if (cfg->kind >= 0) {
 		if (vhost && !ap.socket_set)
-			base_errors_add(errs, EINVAL, "socket", "a %s device needs a socket path",
-				kind);
+			base_errors_add(
+				errs, EINVAL, "socket", "a %s device needs a socket path", kind);
 		only_for(errs, ap.socket_set, vhost, "socket", kind);
 		only_for(errs, ap.mode_set, vhost, "mode", kind);
 		if (cfg->kind == POLICY_KIND_BLK && !ap.backing_set)
@@ -122,8 +153,9 @@ device_caps_of(const struct device_config *cfg, struct policy_caps *caps)
 		break;
 	case POLICY_KIND_BLK:
 		caps->can_translate = false;
-		caps->why_not = "vhostd's blk backend walks guest buffers by guest-physical address "
-				"and has no IOTLB";
+		caps->why_not =
+			"vhostd's blk backend walks guest buffers by guest-physical address "
+			"and has no IOTLB";
 		break;
 	default:
 		caps->can_translate = false;

@@ -22,22 +22,37 @@ struct pair_params {
 };
 
 static const struct rpc_param name_required[] = {
-	{.name = "name", .type = RPC_PARAM_STRING, .required = true, .min = 1,
-		.max = DEVICE_NAME_MAX, .offset = offsetof(struct name_params, name)},
+	{.name = "name",
+		.type = RPC_PARAM_STRING,
+		.required = true,
+		.min = 1,
+		.max = DEVICE_NAME_MAX,
+		.offset = offsetof(struct name_params, name)},
 	{0},
 };
 
 static const struct rpc_param name_optional[] = {
-	{.name = "name", .type = RPC_PARAM_STRING, .min = 1, .max = DEVICE_NAME_MAX,
+	{.name = "name",
+		.type = RPC_PARAM_STRING,
+		.min = 1,
+		.max = DEVICE_NAME_MAX,
 		.offset = offsetof(struct name_params, name)},
 	{0},
 };
 
 static const struct rpc_param pair_spec[] = {
-	{.name = "a", .type = RPC_PARAM_STRING, .required = true, .min = 1,
-		.max = DEVICE_NAME_MAX, .offset = offsetof(struct pair_params, a)},
-	{.name = "b", .type = RPC_PARAM_STRING, .required = true, .min = 1,
-		.max = DEVICE_NAME_MAX, .offset = offsetof(struct pair_params, b)},
+	{.name = "a",
+		.type = RPC_PARAM_STRING,
+		.required = true,
+		.min = 1,
+		.max = DEVICE_NAME_MAX,
+		.offset = offsetof(struct pair_params, a)},
+	{.name = "b",
+		.type = RPC_PARAM_STRING,
+		.required = true,
+		.min = 1,
+		.max = DEVICE_NAME_MAX,
+		.offset = offsetof(struct pair_params, b)},
 	{0},
 };
 
@@ -83,9 +98,9 @@ rpc_device_validate(void *ctx, json_t *params, json_t **result, struct base_erro
 	device_attach(params, true, &dummy, &errs);
 	list = json_array();
 	for (i = 0; i < errs.count; i++)
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "errno",
-			base_errno_name(errs.list[i].err), "field", errs.list[i].field, "reason",
-			errs.list[i].reason));
+		json_array_append_new(list,
+			json_pack("{s:s, s:s, s:s}", "errno", base_errno_name(errs.list[i].err),
+				"field", errs.list[i].field, "reason", errs.list[i].reason));
 	*result = json_pack("{s:b, s:o, s:i}", "valid", errs.count == 0, "errors", list,
 		"more_errors", (json_int_t)errs.dropped);
 	return 0;
@@ -214,13 +229,15 @@ rpc_worker_list(void *ctx, json_t *params, json_t **result, struct base_error *e
 	list = json_array();
 	device_lock(); /* dp's task counts are kept under the same lock */
 	for (i = 0; dp_worker_get(i, &w) == 0; i++)
-		json_array_append_new(list, json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f}",
-			"id", (json_int_t)i, "lcore", (json_int_t)w.lcore, "queues",
-			(json_int_t)w.tasks, "busy_cycles", (json_int_t)w.busy_cycles,
-			"total_cycles", (json_int_t)w.total_cycles, "packets",
-			(json_int_t)w.packets, "polls", (json_int_t)w.polls, "busy_percent",
-			w.total_cycles ? 100.0 * (double)w.busy_cycles / (double)w.total_cycles
-				       : 0.0));
+		json_array_append_new(list,
+			json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f}", "id", (json_int_t)i,
+				"lcore", (json_int_t)w.lcore, "queues", (json_int_t)w.tasks,
+				"busy_cycles", (json_int_t)w.busy_cycles, "total_cycles",
+				(json_int_t)w.total_cycles, "packets", (json_int_t)w.packets,
+				"polls", (json_int_t)w.polls, "busy_percent",
+				w.total_cycles
+					? 100.0 * (double)w.busy_cycles / (double)w.total_cycles
+					: 0.0));
 	device_unlock();
 	*result = list;
 	return 0;

@@ -43,18 +43,18 @@ device_vhost_check_socket(const struct device_config *cfg, struct base_errors *e
 		return 0; /* already reported as missing */
 	snprintf(dir, sizeof(dir), "%s", cfg->socket);
 	if (stat(dirname(dir), &st) < 0 || !S_ISDIR(st.st_mode))
-		return base_errors_add(errs, ENOENT, "socket", "the directory of %s does not exist",
-			cfg->socket);
+		return base_errors_add(
+			errs, ENOENT, "socket", "the directory of %s does not exist", cfg->socket);
 	if (cfg->mode == DEVICE_MODE_CLIENT)
 		return 0; /* the frontend listens there; it may not have started yet */
 	if (lstat(cfg->socket, &st) < 0)
 		return 0;
 	if (!S_ISSOCK(st.st_mode))
-		return base_errors_add(errs, EEXIST, "socket", "%s exists and is not a socket",
-			cfg->socket);
+		return base_errors_add(
+			errs, EEXIST, "socket", "%s exists and is not a socket", cfg->socket);
 	if (socket_in_use(cfg->socket))
-		return base_errors_add(errs, EADDRINUSE, "socket",
-			"%s is in use by another process", cfg->socket);
+		return base_errors_add(
+			errs, EADDRINUSE, "socket", "%s is in use by another process", cfg->socket);
 	return 0;
 }
 
@@ -198,8 +198,8 @@ on_destroy_connection(int vid)
 		d->state = DEVICE_WAITING;
 		d->reason[0] = '\0';
 		memset(d->vring_enabled, 0, sizeof(d->vring_enabled));
-		DEVICE_LOG(INFO, "'%s': frontend disconnected; waiting for the next one",
-			d->cfg.name);
+		DEVICE_LOG(
+			INFO, "'%s': frontend disconnected; waiting for the next one", d->cfg.name);
 	}
 	device_unlock();
 }
@@ -234,15 +234,15 @@ device_vhost_start(struct device *d, struct base_error *err)
 	if (cfg->mode == DEVICE_MODE_SERVER)
 		unlink(cfg->socket);
 	if (rte_vhost_driver_register(cfg->socket, flags) != 0)
-		return base_error_set(err, EIO, "socket", "librte_vhost cannot register %s",
-			cfg->socket);
+		return base_error_set(
+			err, EIO, "socket", "librte_vhost cannot register %s", cfg->socket);
 	if (rte_vhost_driver_get_features(cfg->socket, &supported) != 0)
 		goto fail;
 	d->features_offered = policy_features_offered(&cfg->policy, cfg->kind, supported);
 	/* set_features would turn librte_vhost's builtin net backend off: net only disables. */
 	if (cfg->kind == POLICY_KIND_NET)
-		rc = rte_vhost_driver_disable_features(cfg->socket,
-			supported & ~d->features_offered);
+		rc = rte_vhost_driver_disable_features(
+			cfg->socket, supported & ~d->features_offered);
 	else
 		rc = rte_vhost_driver_set_features(cfg->socket, d->features_offered);
 	if (rc != 0 || rte_vhost_driver_callback_register(cfg->socket, &vhost_ops) != 0)
@@ -339,9 +339,10 @@ device_vhost_stats(const struct device *d, json_t *queues)
 	json_t *qo;
 	size_t q;
 
-	json_array_foreach(queues, q, qo) {
-		session_iotlb(d, d->state == DEVICE_RUNNING ? d->vid : -1, (uint32_t)q, &hits,
-			&misses);
+	json_array_foreach(queues, q, qo)
+	{
+		session_iotlb(
+			d, d->state == DEVICE_RUNNING ? d->vid : -1, (uint32_t)q, &hits, &misses);
 		hits += d->iotlb_hits_done[q] - d->iotlb_hits_base[q];
 		misses += d->iotlb_misses_done[q] - d->iotlb_misses_base[q];
 		json_object_set_new(qo, "iotlb_hits", json_integer((json_int_t)hits));

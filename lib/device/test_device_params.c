@@ -32,7 +32,8 @@ net_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(decode("{\"name\":\"vm-1.eth0\",\"kind\":\"net\",\"socket\":\"/tmp/a\"}",
-		&cfg, &errs), 0);
+				 &cfg, &errs),
+		0);
 	assert_string_equal(cfg.name, "vm-1.eth0");
 	assert_int_equal(cfg.kind, POLICY_KIND_NET);
 	assert_int_equal(cfg.mode, DEVICE_MODE_SERVER);
@@ -49,26 +50,32 @@ per_kind_rules(void **state)
 		const char *fields; /* the fields refused, in order, space separated */
 	} rows[] = {
 		{"{\"name\":\"a\",\"kind\":\"net\"}", "socket"},
-		{"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"backing\":\"/f\"}", "backing"},
+		{"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"backing\":\"/f\"}",
+			"backing"},
 		{"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"devargs\":\"net_null0\"}",
 			"devargs"},
 		{"{\"name\":\"a\",\"kind\":\"blk\",\"socket\":\"/s\"}", "backing"},
 		{"{\"name\":\"a\",\"kind\":\"blk\",\"socket\":\"/s\",\"backing\":\"/f\","
-			"\"block_size\":1000}", "block_size"},
+		 "\"block_size\":1000}",
+			"block_size"},
 		{"{\"name\":\"a\",\"kind\":\"blk\",\"socket\":\"/s\",\"backing\":\"/f\","
-			"\"policy\":{\"mtu\":1500}}", "policy.mtu"},
+		 "\"policy\":{\"mtu\":1500}}",
+			"policy.mtu"},
 		{"{\"name\":\"a\",\"kind\":\"eth\"}", "devargs"},
 		{"{\"name\":\"a\",\"kind\":\"eth\",\"devargs\":\"net_null0\",\"socket\":\"/s\","
-			"\"mode\":\"client\"}", "socket mode"},
+		 "\"mode\":\"client\"}",
+			"socket mode"},
 		{"{\"name\":\"a\",\"kind\":\"eth\",\"devargs\":\"net_null0\","
-			"\"policy\":{\"iommu\":\"translate\"}}", "policy.iommu"},
+		 "\"policy\":{\"iommu\":\"translate\"}}",
+			"policy.iommu"},
 		{"{\"name\":\"\",\"kind\":\"net\",\"socket\":\"/s\"}", "name"},
 		{"{\"name\":\"abcdefghijabcdefghijabcdefghijabc\",\"kind\":\"net\",\"socket\":\"/s\"}",
 			"name"},
 		{"{\"name\":\"a/b\",\"kind\":\"net\",\"socket\":\"/s\"}", "name"},
 		{"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"queues\":129}", "queues"},
 		{"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"queues\":4,"
-			"\"policy\":{\"max_queues\":2}}", "queues"},
+		 "\"policy\":{\"max_queues\":2}}",
+			"queues"},
 		{"{\"kind\":\"virtio\"}", "name kind"},
 	};
 	struct device_config cfg;
@@ -97,9 +104,9 @@ platform_is_never_refused_at_attach(void **state)
 	static const char *const rows[] = {
 		"{\"name\":\"a\",\"kind\":\"net\",\"socket\":\"/s\",\"policy\":{\"iommu\":\"platform\"}}",
 		"{\"name\":\"a\",\"kind\":\"blk\",\"socket\":\"/s\",\"backing\":\"/f\","
-			"\"policy\":{\"iommu\":\"platform\"}}",
+		"\"policy\":{\"iommu\":\"platform\"}}",
 		"{\"name\":\"a\",\"kind\":\"eth\",\"devargs\":\"net_null0\","
-			"\"policy\":{\"iommu\":\"platform\"}}",
+		"\"policy\":{\"iommu\":\"platform\"}}",
 	};
 	struct device_config cfg;
 	struct base_errors errs;
@@ -120,9 +127,12 @@ config_round_trip(void **state)
 	json_t *o;
 
 	(void)state;
-	assert_int_equal(decode("{\"name\":\"d\",\"kind\":\"blk\",\"socket\":\"/s\",\"backing\":\"/f\","
-		"\"readonly\":true,\"block_size\":4096,\"queues\":2,\"mode\":\"client\","
-		"\"policy\":{\"iommu\":\"platform\",\"features_deny\":[\"FLUSH\"]}}", &cfg, &errs), 0);
+	assert_int_equal(
+		decode("{\"name\":\"d\",\"kind\":\"blk\",\"socket\":\"/s\",\"backing\":\"/f\","
+		       "\"readonly\":true,\"block_size\":4096,\"queues\":2,\"mode\":\"client\","
+		       "\"policy\":{\"iommu\":\"platform\",\"features_deny\":[\"FLUSH\"]}}",
+			&cfg, &errs),
+		0);
 	o = device_config_to_json(&cfg);
 	base_errors_init(&errs);
 	assert_int_equal(device_config_decode(o, &again, &errs), 0);

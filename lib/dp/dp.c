@@ -118,9 +118,9 @@ static bool
 task_matches(const struct dp_task *t, const struct dp_task_spec *s)
 {
 	return endpoint_eq(&t->rx, &s->rx) && endpoint_eq(&t->tx, &s->tx) &&
-		t->rx_stats == s->rx_stats && t->rx_stats_queue == s->rx_stats_queue &&
-		t->tx_stats == s->tx_stats && t->tx_stats_queue == s->tx_stats_queue &&
-		t->max_frame == s->max_frame;
+	       t->rx_stats == s->rx_stats && t->rx_stats_queue == s->rx_stats_queue &&
+	       t->tx_stats == s->tx_stats && t->tx_stats_queue == s->tx_stats_queue &&
+	       t->max_frame == s->max_frame;
 }
 
 static unsigned int
@@ -142,9 +142,10 @@ eth_tx_owner(const struct dp_endpoint *tx, struct dp_task_list *fresh, const str
 
 	if (tx->type == DP_ENDPOINT_ETH) {
 		TAILQ_FOREACH(t, &tasks, next)
-			if (t->keep && endpoint_eq(&t->tx, tx))
-				return t->worker;
-		TAILQ_FOREACH(t, fresh, next) {
+		if (t->keep && endpoint_eq(&t->tx, tx))
+			return t->worker;
+		TAILQ_FOREACH(t, fresh, next)
+		{
 			if (t == self)
 				break;
 			if (endpoint_eq(&t->tx, tx))
@@ -210,10 +211,10 @@ config_build(struct dp_task_list *fresh)
 		cfg->workers[i] = wc;
 	}
 	TAILQ_FOREACH(t, &tasks, next)
-		if (t->keep)
-			config_add(cfg, t);
-	TAILQ_FOREACH(t, fresh, next)
+	if (t->keep)
 		config_add(cfg, t);
+	TAILQ_FOREACH(t, fresh, next)
+	config_add(cfg, t);
 	return cfg;
 }
 
@@ -226,11 +227,11 @@ count_tasks(struct dp_task_list *fresh, bool kept_only)
 	for (i = 0; i < nb_workers; i++)
 		workers[i].nb_tasks = 0;
 	TAILQ_FOREACH(t, &tasks, next)
-		if (t->keep || !kept_only)
-			workers[t->worker].nb_tasks++;
+	if (t->keep || !kept_only)
+		workers[t->worker].nb_tasks++;
 	if (fresh != NULL)
 		TAILQ_FOREACH(t, fresh, next)
-			workers[t->worker].nb_tasks++;
+	workers[t->worker].nb_tasks++;
 }
 
 static void
@@ -254,11 +255,11 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 	bool changed = false;
 
 	TAILQ_FOREACH(t, &tasks, next)
-		t->keep = false;
+	t->keep = false;
 	for (i = 0; i < nb_specs; i++) {
 		TAILQ_FOREACH(t, &tasks, next)
-			if (!t->keep && task_matches(t, &specs[i]))
-				break;
+		if (!t->keep && task_matches(t, &specs[i]))
+			break;
 		if (t != NULL) {
 			t->keep = true;
 			continue;
@@ -279,7 +280,7 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 		changed = true;
 	}
 	TAILQ_FOREACH(t, &tasks, next)
-		changed |= !t->keep;
+	changed |= !t->keep;
 	if (!changed)
 		return 0; /* the running plan already is this one */
 
@@ -287,7 +288,8 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 	 * tasks sending to one ethdev queue share a worker (ethdev tx queues are not
 	 * thread-safe; vhost enqueue is). */
 	count_tasks(NULL, true);
-	TAILQ_FOREACH(t, &fresh, next) {
+	TAILQ_FOREACH(t, &fresh, next)
+	{
 		t->worker = eth_tx_owner(&t->tx, &fresh, t);
 		workers[t->worker].nb_tasks++;
 	}
@@ -304,7 +306,8 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 	rte_rcu_qsbr_synchronize(dp_qsbr, RTE_QSBR_THRID_INVALID);
 	config_free(old);
 
-	RTE_TAILQ_FOREACH_SAFE(t, &tasks, next, tmp) {
+	RTE_TAILQ_FOREACH_SAFE(t, &tasks, next, tmp)
+	{
 		if (t->keep)
 			continue;
 		TAILQ_REMOVE(&tasks, t, next);
@@ -349,7 +352,8 @@ stats_total(const struct dp_stats *s, uint16_t q, struct dp_queue_counters *out)
 	const struct dp_task *t;
 
 	*out = s->retired[q];
-	TAILQ_FOREACH(t, &tasks, next) {
+	TAILQ_FOREACH(t, &tasks, next)
+	{
 		if (t->rx_stats == s && t->rx_stats_queue == q)
 			counters_add(out, &t->ctr, true, false);
 		if (t->tx_stats == s && t->tx_stats_queue == q)

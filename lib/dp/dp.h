@@ -48,7 +48,7 @@ struct dp_task_spec {
 	uint16_t rx_stats_queue;
 	struct dp_stats *tx_stats; /**< the device sent to (NULL with DP_ENDPOINT_NONE) */
 	uint16_t tx_stats_queue;
-	uint32_t max_frame;        /**< frames longer than this are dropped; 0 = no limit */
+	uint32_t max_frame; /**< frames longer than this are dropped; 0 = no limit */
 };
 
 struct dp_worker_info {

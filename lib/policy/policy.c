@@ -8,9 +8,9 @@
 #include "policy.h"
 #include "rpc.h"
 
-#define KIND_NET (1u << POLICY_KIND_NET)
-#define KIND_BLK (1u << POLICY_KIND_BLK)
-#define KIND_ETH (1u << POLICY_KIND_ETH)
+#define KIND_NET    (1u << POLICY_KIND_NET)
+#define KIND_BLK    (1u << POLICY_KIND_BLK)
+#define KIND_ETH    (1u << POLICY_KIND_ETH)
 #define KIND_VIRTIO (KIND_NET | KIND_BLK)
 
 struct feature_name {
@@ -115,15 +115,25 @@ struct policy_params {
 };
 
 static const struct rpc_param policy_spec[] = {
-	{.name = "iommu", .type = RPC_PARAM_ENUM, .choices = iommu_names,
+	{.name = "iommu",
+		.type = RPC_PARAM_ENUM,
+		.choices = iommu_names,
 		.offset = offsetof(struct policy_params, iommu)},
-	{.name = "max_queues", .type = RPC_PARAM_UINT, .min = 1, .max = POLICY_QUEUES_MAX,
+	{.name = "max_queues",
+		.type = RPC_PARAM_UINT,
+		.min = 1,
+		.max = POLICY_QUEUES_MAX,
 		.offset = offsetof(struct policy_params, max_queues)},
-	{.name = "mtu", .type = RPC_PARAM_UINT, .min = POLICY_MTU_MIN, .max = POLICY_MTU_MAX,
+	{.name = "mtu",
+		.type = RPC_PARAM_UINT,
+		.min = POLICY_MTU_MIN,
+		.max = POLICY_MTU_MAX,
 		.offset = offsetof(struct policy_params, mtu)},
-	{.name = "offloads", .type = RPC_PARAM_BOOL,
+	{.name = "offloads",
+		.type = RPC_PARAM_BOOL,
 		.offset = offsetof(struct policy_params, offloads)},
-	{.name = "features_deny", .type = RPC_PARAM_STRINGS,
+	{.name = "features_deny",
+		.type = RPC_PARAM_STRINGS,
 		.offset = offsetof(struct policy_params, features_deny)},
 	{0},
 };
@@ -145,7 +155,8 @@ policy_decode(json_t *obj, int kind, struct policy *p, struct base_errors *errs)
 	p->mtu = pp.mtu;
 	p->offloads = pp.offloads;
 	if (pp.features_deny != NULL && kind >= 0) {
-		json_array_foreach(pp.features_deny, i, name) {
+		json_array_foreach(pp.features_deny, i, name)
+		{
 			snprintf(field, sizeof(field), "policy.features_deny[%zu]", i);
 			bit = policy_feature_bit(kind, json_string_value(name));
 			if (bit < 0)
@@ -189,17 +200,17 @@ policy_offload_features(enum policy_kind kind)
 	/* Checksum and segmentation offloads: a cross-connect would otherwise have to segment or
 	 * checksum for a peer that did not negotiate them. */
 	return (1ULL << 0) | (1ULL << 1) | (1ULL << 2) | (1ULL << 7) | (1ULL << 8) | (1ULL << 9) |
-		(1ULL << 10) | (1ULL << 11) | (1ULL << 12) | (1ULL << 13) | (1ULL << 14);
+	       (1ULL << 10) | (1ULL << 11) | (1ULL << 12) | (1ULL << 13) | (1ULL << 14);
 }
 
 int
-policy_check_attach(const struct policy *p, const struct policy_caps *caps,
-	struct base_errors *errs)
+policy_check_attach(
+	const struct policy *p, const struct policy_caps *caps, struct base_errors *errs)
 {
 	unsigned int before = errs->count + errs->dropped;
 
 	if ((p->iommu == POLICY_IOMMU_TRANSLATE || p->iommu == POLICY_IOMMU_REQUIRED) &&
-			!caps->can_translate)
+		!caps->can_translate)
 		base_errors_add(errs, ENOTSUP, "policy.iommu",
 			"iommu '%s' needs address translation, which this device cannot do: %s; "
 			"use 'platform' to offer ACCESS_PLATFORM without translation",
@@ -238,8 +249,8 @@ policy_check_session(const struct policy *p, const struct policy_caps *caps,
 	const struct policy_session *s, char *reason, size_t reason_size)
 {
 	uint64_t denied = s->features & p->features_deny;
-	uint64_t need = (1ULL << POLICY_PROTOCOL_F_REPLY_ACK) |
-		(1ULL << POLICY_PROTOCOL_F_BACKEND_REQ);
+	uint64_t need =
+		(1ULL << POLICY_PROTOCOL_F_REPLY_ACK) | (1ULL << POLICY_PROTOCOL_F_BACKEND_REQ);
 	bool translates = policy_session_translates(s);
 
 	if (denied != 0) {
@@ -249,35 +260,42 @@ policy_check_session(const struct policy *p, const struct policy_caps *caps,
 		return false;
 	}
 	if (translates && p->iommu == POLICY_IOMMU_OFF) {
-		snprintf(reason, reason_size, "the frontend negotiated ACCESS_PLATFORM, which "
+		snprintf(reason, reason_size,
+			"the frontend negotiated ACCESS_PLATFORM, which "
 			"policy.iommu 'off' never offers");
 		return false;
 	}
 	if (!translates && p->iommu == POLICY_IOMMU_REQUIRED) {
-		snprintf(reason, reason_size, "policy.iommu is 'required' but the frontend did not "
+		snprintf(reason, reason_size,
+			"policy.iommu is 'required' but the frontend did not "
 			"turn on address translation (no ACCESS_PLATFORM in SET_FEATURES)");
 		return false;
 	}
 	if (translates && !caps->can_translate) {
-		snprintf(reason, reason_size, "the frontend turned on address translation "
+		snprintf(reason, reason_size,
+			"the frontend turned on address translation "
 			"(ACCESS_PLATFORM in SET_FEATURES, a vIOMMU) but this device cannot translate: "
-			"%s", caps->why_not ? caps->why_not : "no IOTLB");
+			"%s",
+			caps->why_not ? caps->why_not : "no IOTLB");
 		return false;
 	}
 	if (translates && (s->protocol_features & need) != need) {
-		snprintf(reason, reason_size, "address translation needs the REPLY_ACK and "
+		snprintf(reason, reason_size,
+			"address translation needs the REPLY_ACK and "
 			"BACKEND_REQ protocol features to request IOTLB misses; the frontend did not "
 			"negotiate them");
 		return false;
 	}
 	if (s->queues > caps->queues) {
-		snprintf(reason, reason_size, "the frontend set up %u queues but the device serves "
-			"%u (queues)", s->queues, caps->queues);
+		snprintf(reason, reason_size,
+			"the frontend set up %u queues but the device serves "
+			"%u (queues)",
+			s->queues, caps->queues);
 		return false;
 	}
 	if (p->mtu != 0 && s->mtu > p->mtu) {
-		snprintf(reason, reason_size, "the frontend set MTU %u, above policy.mtu %u", s->mtu,
-			p->mtu);
+		snprintf(reason, reason_size, "the frontend set MTU %u, above policy.mtu %u",
+			s->mtu, p->mtu);
 		return false;
 	}
 	return true;

@@ -29,10 +29,10 @@
 #define POLICY_PROTOCOL_F_BACKEND_REQ 5
 
 enum policy_iommu {
-	POLICY_IOMMU_OFF,       /**< never offer bit 33 */
-	POLICY_IOMMU_PLATFORM,  /**< offer bit 33; serve translation only where the kind can */
+	POLICY_IOMMU_OFF,	/**< never offer bit 33 */
+	POLICY_IOMMU_PLATFORM,	/**< offer bit 33; serve translation only where the kind can */
 	POLICY_IOMMU_TRANSLATE, /**< offer bit 33 with IOTLB; the kind must be able to translate */
-	POLICY_IOMMU_REQUIRED,  /**< as translate, and a session without bit 33 is refused */
+	POLICY_IOMMU_REQUIRED,	/**< as translate, and a session without bit 33 is refused */
 };
 
 /** Device kinds, as the policy rules see them. */
@@ -43,27 +43,27 @@ enum policy_kind {
 };
 
 struct policy {
-	int iommu;              /**< enum policy_iommu */
-	uint32_t max_queues;    /**< the most queues (pairs for net) the device may have */
-	uint32_t mtu;           /**< largest frame payload accepted; 0 = no limit */
-	bool offloads;          /**< offer checksum/TSO offloads to the frontend */
+	int iommu;		/**< enum policy_iommu */
+	uint32_t max_queues;	/**< the most queues (pairs for net) the device may have */
+	uint32_t mtu;		/**< largest frame payload accepted; 0 = no limit */
+	bool offloads;		/**< offer checksum/TSO offloads to the frontend */
 	uint64_t features_deny; /**< virtio feature bits never offered */
 };
 
 /** What a device, as configured, can do: the attach-time input of the rules. */
 struct policy_caps {
 	enum policy_kind kind;
-	uint32_t queues;           /**< queues requested at attach */
-	bool can_translate;        /**< the device can translate IOVAs through an IOTLB */
-	const char *why_not;       /**< when it cannot: a reason a person understands */
+	uint32_t queues;     /**< queues requested at attach */
+	bool can_translate;  /**< the device can translate IOVAs through an IOTLB */
+	const char *why_not; /**< when it cannot: a reason a person understands */
 };
 
 /** What a frontend negotiated: the session-time input of the rules. */
 struct policy_session {
-	uint64_t features;          /**< from SET_FEATURES */
+	uint64_t features;	    /**< from SET_FEATURES */
 	uint64_t protocol_features; /**< from SET_PROTOCOL_FEATURES */
-	uint32_t queues;            /**< queues (pairs for net) the frontend set up */
-	uint32_t mtu;               /**< MTU the frontend set (VHOST_USER_NET_SET_MTU); 0 if none */
+	uint32_t queues;	    /**< queues (pairs for net) the frontend set up */
+	uint32_t mtu;		    /**< MTU the frontend set (VHOST_USER_NET_SET_MTU); 0 if none */
 };
 
 /** Fill @p p with the defaults (iommu off, no limits, offloads off, nothing denied). */
@@ -85,15 +85,14 @@ json_t *policy_to_json(const struct policy *p, enum policy_kind kind);
  * Check @p p against what the device can do. Every problem goes to @p errs.
  * @return 0, or the negative errno of the first problem.
  */
-int policy_check_attach(const struct policy *p, const struct policy_caps *caps,
-	struct base_errors *errs);
+int policy_check_attach(
+	const struct policy *p, const struct policy_caps *caps, struct base_errors *errs);
 
 /**
  * @return the virtio feature bits to offer, starting from what the kind supports
  * (@p supported), after denials, offloads and the iommu mode.
  */
-uint64_t policy_features_offered(const struct policy *p, enum policy_kind kind,
-	uint64_t supported);
+uint64_t policy_features_offered(const struct policy *p, enum policy_kind kind, uint64_t supported);
 
 /** @return the feature bits that `offloads: false` withholds for @p kind. */
 uint64_t policy_offload_features(enum policy_kind kind);

@@ -15,7 +15,7 @@
 
 #include "policy.h"
 
-#define BIT33 POLICY_F_ACCESS_PLATFORM
+#define BIT33	 POLICY_F_ACCESS_PLATFORM
 #define PROTO_OK ((1ULL << POLICY_PROTOCOL_F_REPLY_ACK) | (1ULL << POLICY_PROTOCOL_F_BACKEND_REQ))
 
 static const char *kinds[] = {"net", "blk", "eth"};
@@ -23,7 +23,9 @@ static const char *kinds[] = {"net", "blk", "eth"};
 static struct policy_caps
 caps_of(enum policy_kind kind, bool can_translate)
 {
-	struct policy_caps c = {.kind = kind, .queues = 1, .can_translate = can_translate,
+	struct policy_caps c = {.kind = kind,
+		.queues = 1,
+		.can_translate = can_translate,
 		.why_not = can_translate ? NULL : "no IOTLB for this kind"};
 	return c;
 }
@@ -65,8 +67,8 @@ attach_matrix(void **state)
 		base_errors_init(&errs);
 		rc = policy_check_attach(&p, &c, &errs);
 		if (rc != rows[i].expect)
-			fail_msg("row %zu: %s can_translate=%d iommu=%s: expected %d, got %d (%s)", i,
-				kinds[rows[i].kind], rows[i].can_translate,
+			fail_msg("row %zu: %s can_translate=%d iommu=%s: expected %d, got %d (%s)",
+				i, kinds[rows[i].kind], rows[i].can_translate,
 				policy_iommu_name(rows[i].iommu), rows[i].expect, rc,
 				errs.count ? errs.list[0].reason : "");
 		if (rc != 0) {
@@ -142,16 +144,19 @@ session_matrix(void **state)
 		policy_init(&p);
 		p.iommu = rows[i].iommu;
 		s = (struct policy_session){.features = (1ULL << 32) | (rows[i].bit33 ? BIT33 : 0),
-			.protocol_features = PROTO_OK, .queues = 1};
+			.protocol_features = PROTO_OK,
+			.queues = 1};
 		reason[0] = '\0';
 		runs = policy_check_session(&p, &c, &s, reason, sizeof(reason));
 		if (runs != rows[i].runs)
 			fail_msg("row %zu: can_translate=%d iommu=%s bit33=%d: expected %s, got %s "
-				 "(%s)", i, rows[i].can_translate, policy_iommu_name(rows[i].iommu),
+				 "(%s)",
+				i, rows[i].can_translate, policy_iommu_name(rows[i].iommu),
 				rows[i].bit33, rows[i].runs ? "run" : "refuse",
 				runs ? "run" : "refuse", reason);
 		if (!runs && strstr(reason, rows[i].why) == NULL)
-			fail_msg("row %zu: the reason '%s' does not say '%s'", i, reason, rows[i].why);
+			fail_msg("row %zu: the reason '%s' does not say '%s'", i, reason,
+				rows[i].why);
 		assert_int_equal(policy_session_translates(&s), rows[i].bit33);
 	}
 }
@@ -223,7 +228,8 @@ decode_policy_objects(void **state)
 	p.features_deny = 1ULL << 15;
 	o = policy_to_json(&p, POLICY_KIND_NET);
 	assert_string_equal(json_string_value(json_object_get(o, "iommu")), "platform");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "features_deny"), 0)),
+	assert_string_equal(
+		json_string_value(json_array_get(json_object_get(o, "features_deny"), 0)),
 		"MRG_RXBUF");
 	json_decref(o);
 }

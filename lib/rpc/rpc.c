@@ -194,10 +194,12 @@ process_one(struct rpc_registry *reg, json_t *req)
 	id = json_object_get(req, "id");
 	notification = id == NULL;
 	if (!valid_id(id))
-		return invalid_request(json_null(), "id", "id must be a string, an integer or null");
-	json_object_foreach(req, key, val) {
+		return invalid_request(
+			json_null(), "id", "id must be a string, an integer or null");
+	json_object_foreach(req, key, val)
+	{
 		if (strcmp(key, "jsonrpc") && strcmp(key, "id") && strcmp(key, "method") &&
-				strcmp(key, "params")) {
+			strcmp(key, "params")) {
 			base_error_set(&err, EINVAL, key, "unknown request member '%s'", key);
 			return rpc_error_response(id ? id : json_null(), RPC_INVALID_REQUEST, &err);
 		}
@@ -264,7 +266,8 @@ rpc_process(struct rpc_registry *reg, json_t *request)
 	replies = json_array();
 	if (replies == NULL)
 		return NULL;
-	json_array_foreach(request, i, one) {
+	json_array_foreach(request, i, one)
+	{
 		r = process_one(reg, one);
 		if (r != NULL)
 			json_array_append_new(replies, r);

@@ -22,19 +22,19 @@
 
 #include "base_error.h"
 
-#define RPC_PARSE_ERROR      -32700
+#define RPC_PARSE_ERROR	     -32700
 #define RPC_INVALID_REQUEST  -32600
 #define RPC_METHOD_NOT_FOUND -32601
 #define RPC_INVALID_PARAMS   -32602
 #define RPC_INTERNAL_ERROR   -32603
 /* Application errors, chosen by errno (data.errno tells the exact one). */
-#define RPC_SERVER_ERROR     -32000 /* any errno without a code of its own */
-#define RPC_NOT_FOUND        -32001 /* ENOENT, ENODEV */
-#define RPC_EXISTS           -32002 /* EEXIST */
-#define RPC_BUSY             -32003 /* EBUSY, EADDRINUSE */
-#define RPC_REFUSED          -32004 /* EPERM, EACCES, EROFS */
-#define RPC_LIMIT            -32005 /* ENOSPC, E2BIG, EMFILE */
-#define RPC_NOT_SUPPORTED    -32006 /* ENOTSUP */
+#define RPC_SERVER_ERROR  -32000 /* any errno without a code of its own */
+#define RPC_NOT_FOUND	  -32001 /* ENOENT, ENODEV */
+#define RPC_EXISTS	  -32002 /* EEXIST */
+#define RPC_BUSY	  -32003 /* EBUSY, EADDRINUSE */
+#define RPC_REFUSED	  -32004 /* EPERM, EACCES, EROFS */
+#define RPC_LIMIT	  -32005 /* ENOSPC, E2BIG, EMFILE */
+#define RPC_NOT_SUPPORTED -32006 /* ENOTSUP */
 
 /**
  * A method handler. @p params is the request's params (an object; an empty object when the
@@ -95,9 +95,9 @@ bool rpc_framer_pending(const struct rpc_framer *fr);
 
 enum rpc_param_type {
 	RPC_PARAM_STRING,  /**< char[] of size `max + 1` at offset; min/max bound its length */
-	RPC_PARAM_UINT,    /**< uint32_t at offset, within [min, max] */
-	RPC_PARAM_BOOL,    /**< bool at offset */
-	RPC_PARAM_ENUM,    /**< int at offset: the index of the value in `choices` */
+	RPC_PARAM_UINT,	   /**< uint32_t at offset, within [min, max] */
+	RPC_PARAM_BOOL,	   /**< bool at offset */
+	RPC_PARAM_ENUM,	   /**< int at offset: the index of the value in `choices` */
 	RPC_PARAM_OBJECT,  /**< json_t * (borrowed) at offset; decoded by its owner */
 	RPC_PARAM_STRINGS, /**< json_t * (borrowed) array of strings at offset */
 };
@@ -106,11 +106,11 @@ struct rpc_param {
 	const char *name;
 	enum rpc_param_type type;
 	bool required;
-	size_t offset;               /**< where the value goes in the output struct */
+	size_t offset;		     /**< where the value goes in the output struct */
 	unsigned long long min, max; /**< UINT range, or STRING length range */
 	const char *const *choices;  /**< ENUM: NULL-terminated list */
-	const char *charset;         /**< STRING: allowed characters, NULL for any printable */
-	size_t present_offset;       /**< if nonzero, a bool set true when the key was given */
+	const char *charset;	     /**< STRING: allowed characters, NULL for any printable */
+	size_t present_offset;	     /**< if nonzero, a bool set true when the key was given */
 };
 
 /**
@@ -128,9 +128,9 @@ int rpc_params_decode(json_t *obj, const struct rpc_param *spec, const char *pre
 
 struct rpc_server_opts {
 	const char *path; /**< socket path; "<path>.lock" guards it */
-	mode_t mode;      /**< permission bits for the socket, e.g. 0660 */
-	uid_t owner;      /**< (uid_t)-1 to leave as is */
-	gid_t group;      /**< (gid_t)-1 to leave as is */
+	mode_t mode;	  /**< permission bits for the socket, e.g. 0660 */
+	uid_t owner;	  /**< (uid_t)-1 to leave as is */
+	gid_t group;	  /**< (gid_t)-1 to leave as is */
 };
 
 struct rpc_server;
@@ -140,8 +140,8 @@ struct rpc_server;
  * process holds the lock (a second daemon on the same socket), leaving that daemon's socket alone.
  * @return the server, or NULL with errno set and @p err filled.
  */
-struct rpc_server *rpc_server_create(const struct rpc_server_opts *opts, struct rpc_registry *reg,
-	struct base_error *err);
+struct rpc_server *rpc_server_create(
+	const struct rpc_server_opts *opts, struct rpc_registry *reg, struct base_error *err);
 
 /** Close every connection, remove the socket file, release the lock. */
 void rpc_server_destroy(struct rpc_server *srv);

@@ -112,7 +112,7 @@ rpc_framer_next(struct rpc_framer *fr, json_t **value, struct base_error *err)
 	v = json_loadb(fr->buf + fr->start, avail, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
 	if (v == NULL) {
 		if (json_error_code(&jerr) == json_error_premature_end_of_input ||
-				(size_t)jerr.position >= avail)
+			(size_t)jerr.position >= avail)
 			return 0; /* cut short by the end of what arrived so far */
 		base_error_set(err, EBADMSG, NULL, "malformed JSON at byte %zu: %s",
 			(size_t)jerr.position, jerr.text);

@@ -72,13 +72,14 @@ decode_one(const struct rpc_param *p, json_t *v, const char *field, void *out,
 		s = json_string_value(v);
 		len = json_string_length(v);
 		if (len < p->min || len > p->max) {
-			base_errors_add(errs, EINVAL, field, "%s must be %llu to %llu characters long",
-				field, p->min, p->max);
+			base_errors_add(errs, EINVAL, field,
+				"%s must be %llu to %llu characters long", field, p->min, p->max);
 			return;
 		}
 		if (strlen(s) != len || !string_chars_ok(s, p->charset)) {
-			base_errors_add(errs, EINVAL, field, "%s has a character not allowed there%s%s",
-				field, p->charset ? "; allowed: " : "", p->charset ? p->charset : "");
+			base_errors_add(errs, EINVAL, field,
+				"%s has a character not allowed there%s%s", field,
+				p->charset ? "; allowed: " : "", p->charset ? p->charset : "");
 			return;
 		}
 		memcpy(dst, s, len + 1);
@@ -90,8 +91,9 @@ decode_one(const struct rpc_param *p, json_t *v, const char *field, void *out,
 		}
 		n = json_integer_value(v);
 		if (n < 0 || (unsigned long long)n < p->min || (unsigned long long)n > p->max) {
-			base_errors_add(errs, ERANGE, field, "%s must be from %llu to %llu, not %lld",
-				field, p->min, p->max, (long long)n);
+			base_errors_add(errs, ERANGE, field,
+				"%s must be from %llu to %llu, not %lld", field, p->min, p->max,
+				(long long)n);
 			return;
 		}
 		*(uint32_t *)dst = (uint32_t)n;
@@ -127,9 +129,11 @@ decode_one(const struct rpc_param *p, json_t *v, const char *field, void *out,
 			base_errors_add(errs, EINVAL, field, "%s must be a list of strings", field);
 			return;
 		}
-		json_array_foreach(v, i, item) {
+		json_array_foreach(v, i, item)
+		{
 			if (!json_is_string(item)) {
-				base_errors_add(errs, EINVAL, field, "%s[%zu] must be a string", field, i);
+				base_errors_add(
+					errs, EINVAL, field, "%s[%zu] must be a string", field, i);
 				return;
 			}
 		}
@@ -149,12 +153,13 @@ rpc_params_decode(json_t *obj, const struct rpc_param *spec, const char *prefix,
 	json_t *v;
 
 	if (obj != NULL && !json_is_object(obj)) {
-		base_errors_add(errs, EINVAL, prefix, "%s must be an object",
-			prefix ? prefix : "params");
+		base_errors_add(
+			errs, EINVAL, prefix, "%s must be an object", prefix ? prefix : "params");
 		return -EINVAL;
 	}
 	if (obj != NULL) {
-		json_object_foreach(obj, key, v) {
+		json_object_foreach(obj, key, v)
+		{
 			if (find_spec(spec, key) == NULL) {
 				field_name(field, sizeof(field), prefix, key);
 				base_errors_add(errs, EINVAL, field, "unknown key '%s'", field);

@@ -134,7 +134,8 @@ client_process(struct rpc_server *srv, struct rpc_client *c)
 		if (rc == 0)
 			break;
 		if (rc < 0) {
-			/* A byte stream cannot be resynchronised after bad JSON: answer, then close. */
+			/* A byte stream cannot be resynchronised after bad JSON: answer, then
+			 * close. */
 			reply = rpc_error_response(json_null(), RPC_PARSE_ERROR, &err);
 			c->close_after_flush = true;
 		} else {
@@ -211,7 +212,7 @@ accept_clients(struct rpc_server *srv)
 		ev.events = EPOLLIN;
 		ev.data.u32 = i;
 		if (srv->clients[i].framer == NULL ||
-				epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
 			client_close(srv, &srv->clients[i]);
 	}
 }
@@ -272,8 +273,8 @@ same_file(int fd, const struct stat *st)
 }
 
 struct rpc_server *
-rpc_server_create(const struct rpc_server_opts *opts, struct rpc_registry *reg,
-	struct base_error *err)
+rpc_server_create(
+	const struct rpc_server_opts *opts, struct rpc_registry *reg, struct base_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = LISTENER_TAG};
@@ -308,8 +309,8 @@ rpc_server_create(const struct rpc_server_opts *opts, struct rpc_registry *reg,
 	}
 	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		e = errno == EWOULDBLOCK ? EADDRINUSE : errno;
-		base_error_set(err, e, "rpc_socket",
-			"another vhostd holds %s and serves %s", srv->lock_path, srv->path);
+		base_error_set(err, e, "rpc_socket", "another vhostd holds %s and serves %s",
+			srv->lock_path, srv->path);
 		goto fail_lock;
 	}
 	/* A daemon that is exiting unlinks the lock file it held: make sure ours is still the one
@@ -323,14 +324,14 @@ rpc_server_create(const struct rpc_server_opts *opts, struct rpc_registry *reg,
 	if (lstat(srv->path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			e = EEXIST;
-			base_error_set(err, e, "rpc_socket", "%s exists and is not a socket",
-				srv->path);
+			base_error_set(
+				err, e, "rpc_socket", "%s exists and is not a socket", srv->path);
 			goto fail_locked;
 		}
 		if (!socket_is_stale(srv->path)) {
 			e = EADDRINUSE;
-			base_error_set(err, e, "rpc_socket", "%s is in use by another process",
-				srv->path);
+			base_error_set(
+				err, e, "rpc_socket", "%s is in use by another process", srv->path);
 			goto fail_locked;
 		}
 		unlink(srv->path);
@@ -344,15 +345,15 @@ rpc_server_create(const struct rpc_server_opts *opts, struct rpc_registry *reg,
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", srv->path);
 	if (bind(srv->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-			listen(srv->listen_fd, 64) < 0) {
+		listen(srv->listen_fd, 64) < 0) {
 		e = errno;
-		base_error_set(err, e, "rpc_socket", "cannot listen on %s: %s", srv->path,
-			strerror(e));
+		base_error_set(
+			err, e, "rpc_socket", "cannot listen on %s: %s", srv->path, strerror(e));
 		goto fail_socket;
 	}
 	if (chmod(srv->path, opts->mode) < 0 ||
-			((opts->owner != (uid_t)-1 || opts->group != (gid_t)-1) &&
-					chown(srv->path, opts->owner, opts->group) < 0)) {
+		((opts->owner != (uid_t)-1 || opts->group != (gid_t)-1) &&
+			chown(srv->path, opts->owner, opts->group) < 0)) {
 		e = errno;
 		base_error_set(err, e, "rpc_socket", "cannot set mode/owner of %s: %s", srv->path,
 			strerror(e));

@@ -141,9 +141,11 @@ dispatch_results_and_errors(void **state)
 	assert_int_equal(rpc_register(reg, "echo", echo, NULL), 0);
 	assert_int_equal(rpc_register(reg, "echo", echo, NULL), -EEXIST);
 
-	rep = process(reg, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\",\"params\":{\"x\":1}}");
+	rep = process(
+		reg, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"echo\",\"params\":{\"x\":1}}");
 	assert_int_equal(json_integer_value(json_object_get(rep, "id")), 5);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rep, "result"), "x")), 1);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(rep, "result"), "x")), 1);
 	json_decref(rep);
 
 	rep = process(reg, "{\"jsonrpc\":\"2.0\",\"id\":\"s\",\"method\":\"nope\"}");
@@ -251,13 +253,23 @@ struct sample {
 static const char *const colours[] = {"red", "green", NULL};
 
 static const struct rpc_param sample_spec[] = {
-	{.name = "name", .type = RPC_PARAM_STRING, .required = true, .min = 1, .max = 8,
-		.charset = "abc", .offset = offsetof(struct sample, name)},
-	{.name = "count", .type = RPC_PARAM_UINT, .min = 1, .max = 10,
+	{.name = "name",
+		.type = RPC_PARAM_STRING,
+		.required = true,
+		.min = 1,
+		.max = 8,
+		.charset = "abc",
+		.offset = offsetof(struct sample, name)},
+	{.name = "count",
+		.type = RPC_PARAM_UINT,
+		.min = 1,
+		.max = 10,
 		.offset = offsetof(struct sample, count),
 		.present_offset = offsetof(struct sample, count_set)},
 	{.name = "flag", .type = RPC_PARAM_BOOL, .offset = offsetof(struct sample, flag)},
-	{.name = "colour", .type = RPC_PARAM_ENUM, .choices = colours,
+	{.name = "colour",
+		.type = RPC_PARAM_ENUM,
+		.choices = colours,
 		.offset = offsetof(struct sample, colour)},
 	{.name = "list", .type = RPC_PARAM_STRINGS, .offset = offsetof(struct sample, list)},
 	{0},
