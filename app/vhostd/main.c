@@ -158,6 +158,8 @@ control_loop(struct rpc_server *srv, int sig_fd)
 	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	ev.data.fd = sig_fd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &ev);
+	ev.data.fd = device_event_fd();
+	epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	for (;;) {
 		n = epoll_wait(ep, evs, 4, -1);
 		for (i = 0; i < n; i++) {
@@ -168,7 +170,10 @@ control_loop(struct rpc_server *srv, int sig_fd)
 				close(ep);
 				return;
 			}
-			rpc_server_poll(srv);
+			if (evs[i].data.fd == device_event_fd())
+				device_handle_events();
+			else
+				rpc_server_poll(srv);
 		}
 	}
 }

@@ -6,9 +6,12 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_malloc.h>
 
 #include "device.h"
@@ -23,6 +26,8 @@ static unsigned int nb_devices;
 static struct device *by_vid[DEVICE_VID_MAX];
 static struct rte_mempool *eth_pool;
 static struct dp_task_spec plan[DP_TASKS_PER_WORKER_MAX];
+static int replan_fd = -1;
+static bool replan_wanted;
 
 void
 device_lock(void)
@@ -46,7 +51,39 @@ device_module_init(struct rte_mempool *pool)
 	pthread_mutex_init(&lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	eth_pool = pool;
-	return 0;
+	replan_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return replan_fd < 0 ? -errno : 0;
+}
+
+void
+device_request_replan(void)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&replan_wanted, true, __ATOMIC_RELEASE);
+	/* Cannot fail but by overflowing the counter, and then the control thread wakes anyway. */
+	ssize_t rc = write(replan_fd, &one, sizeof(one));
+	(void)rc;
+}
+
+int
+device_event_fd(void)
+{
+	return replan_fd;
+}
+
+void
+device_handle_events(void)
+{
+	uint64_t n;
+
+	if (read(replan_fd, &n, sizeof(n)) < 0)
+		return;
+	if (!__atomic_exchange_n(&replan_wanted, false, __ATOMIC_ACQ_REL))
+		return;
+	device_lock();
+	device_replan();
+	device_unlock();
 }
 
 struct device *
@@ -77,14 +114,15 @@ device_by_vid(int vid)
 {
 	if (vid < 0 || vid >= DEVICE_VID_MAX)
 		return NULL;
-	return by_vid[vid];
+	/* Also read without device_lock by callbacks that must not wait (vring_state_changed). */
+	return __atomic_load_n(&by_vid[vid], __ATOMIC_ACQUIRE);
 }
 
 void
 device_set_vid(int vid, struct device *dev)
 {
 	if (vid >= 0 && vid < DEVICE_VID_MAX)
-		by_vid[vid] = dev;
+		__atomic_store_n(&by_vid[vid], dev, __ATOMIC_RELEASE);
 }
 
 const char *
@@ -109,7 +147,7 @@ rx_ready(const struct device *d, uint32_t q)
 		return false;
 	if (d->cfg.kind == POLICY_KIND_ETH)
 		return true;
-	return d->vring_enabled[2 * q + 1]; /* odd vrings carry what the guest sends */
+	return vring_enabled(d, 2 * q + 1); /* odd vrings carry what the guest sends */
 }
 
 static bool
@@ -119,7 +157,7 @@ tx_ready(const struct device *d, uint32_t q)
 		return false;
 	if (d->cfg.kind == POLICY_KIND_ETH)
 		return true;
-	return d->vring_enabled[2 * q];
+	return vring_enabled(d, 2 * q);
 }
 
 static void
@@ -134,6 +172,15 @@ endpoint_of(const struct device *d, uint32_t q, bool rx, struct dp_endpoint *ep)
 		ep->id = (uint16_t)d->vid;
 		ep->queue = (uint16_t)(2 * q + (rx ? 1 : 0));
 	}
+}
+
+/* For a session that translates, where the worker finds its IOTLB miss counter; else -1. */
+static int16_t
+iotlb_stat_of(const struct device *d)
+{
+	if (d->cfg.kind != POLICY_KIND_NET || !(d->features & POLICY_F_ACCESS_PLATFORM))
+		return -1;
+	return (int16_t)device_vhost_misses_index(d->vid);
 }
 
 /* Rebuild the plan from the registry and publish it. Caller holds device_lock. */
@@ -156,6 +203,8 @@ device_replan(void)
 			s = &plan[n++];
 			memset(s, 0, sizeof(*s));
 			endpoint_of(d, q, true, &s->rx);
+			s->rx_iotlb_stat = iotlb_stat_of(d);
+			s->tx_iotlb_stat = -1;
 			s->rx_stats = d->stats;
 			s->rx_stats_queue = (uint16_t)q;
 			if (d->cfg.policy.mtu != 0)
@@ -164,6 +213,7 @@ device_replan(void)
 			pq = p != NULL ? q % p->cfg.queues : 0;
 			if (p != NULL && tx_ready(p, pq)) {
 				endpoint_of(p, pq, false, &s->tx);
+				s->tx_iotlb_stat = iotlb_stat_of(p);
 				s->tx_stats = p->stats;
 				s->tx_stats_queue = (uint16_t)pq;
 			} else {
@@ -317,7 +367,8 @@ detach_one(struct device *d)
 		device_vhost_stop(d);
 
 	device_lock();
-	if (d->vid >= 0)
+	/* unregister freed the vid without destroy_connection; it may already be reused. */
+	if (d->vid >= 0 && device_by_vid(d->vid) == d)
 		device_set_vid(d->vid, NULL);
 	unlink_device(d);
 	dp_stats_free(d->stats);
@@ -458,9 +509,9 @@ queues_json(const struct device *d)
 
 		json_array_append_new(list,
 			json_pack("{s:i, s:b, s:b}", "id", (json_int_t)q, "rx_enabled",
-				vhost ? d->vring_enabled[2 * q + 1] : d->state == DEVICE_RUNNING,
+				vhost ? vring_enabled(d, 2 * q + 1) : d->state == DEVICE_RUNNING,
 				"tx_enabled",
-				vhost ? d->vring_enabled[2 * q] : d->state == DEVICE_RUNNING));
+				vhost ? vring_enabled(d, 2 * q) : d->state == DEVICE_RUNNING));
 	}
 	return list;
 }
@@ -485,6 +536,14 @@ device_json(const struct device *d)
 			"translating",
 			d->state == DEVICE_RUNNING &&
 				(d->features & POLICY_F_ACCESS_PLATFORM) != 0));
+	json_object_set_new(json_object_get(o, "iommu"), "iotlb_messages",
+		json_pack("{s:I, s:I, s:I}", "updates",
+			(json_int_t)__atomic_load_n(&d->iotlb_updates, __ATOMIC_RELAXED),
+			"invalidations",
+			(json_int_t)__atomic_load_n(&d->iotlb_invalidations, __ATOMIC_RELAXED),
+			"invalidations_clamped",
+			(json_int_t)__atomic_load_n(
+				&d->iotlb_invalidations_clamped, __ATOMIC_RELAXED)));
 	json_object_set_new(o, "xconnect", d->peer ? json_string(d->peer->cfg.name) : json_null());
 	json_object_set_new(o, "sessions", json_integer((json_int_t)d->sessions));
 	json_object_set_new(o, "refused_sessions", json_integer((json_int_t)d->refused_sessions));
@@ -540,13 +599,17 @@ device_stats_json(const struct device *d)
 
 	for (q = 0; q < d->cfg.queues; q++) {
 		dp_stats_read(d->stats, q, &c);
+		uint64_t wait = c.rx_iotlb_wait_cycles + c.tx_iotlb_wait_cycles;
+
 		json_array_append_new(queues,
-			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id",
+			json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "id",
 				(json_int_t)q, "rx_packets", (json_int_t)c.rx_packets, "rx_bytes",
 				(json_int_t)c.rx_bytes, "tx_packets", (json_int_t)c.tx_packets,
 				"tx_bytes", (json_int_t)c.tx_bytes, "rx_drops",
 				(json_int_t)c.rx_drops, "tx_drops", (json_int_t)c.tx_drops,
-				"iotlb_hits", (json_int_t)0, "iotlb_misses", (json_int_t)0));
+				"iotlb_hits", (json_int_t)0, "iotlb_misses", (json_int_t)0,
+				"iotlb_wait_cycles", (json_int_t)wait, "iotlb_wait_us",
+				(double)wait * 1e6 / (double)rte_get_tsc_hz()));
 	}
 	device_vhost_stats(d, queues);
 	return json_pack("{s:s, s:o}", "name", d->cfg.name, "queues", queues);

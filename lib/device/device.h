@@ -27,6 +27,14 @@ struct rpc_registry;
 /** Set up the registry; packets of eth devices come from @p pool. @return 0 or -errno. */
 int device_module_init(struct rte_mempool *pool);
 
+/**
+ * @return an fd that becomes readable when the device module has deferred work (a plan to
+ * rebuild after a vring was enabled or disabled): add it to the control loop's epoll and call
+ * device_handle_events() when it is readable.
+ */
+int device_event_fd(void);
+void device_handle_events(void);
+
 /** Detach every device (at shutdown): frontends are disconnected, sockets removed. */
 void device_detach_all(void);
 

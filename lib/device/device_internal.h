@@ -70,10 +70,16 @@ struct device {
 	uint64_t features;
 	uint64_t protocol_features;
 	uint32_t session_queues;
+	/* Written by vring_state_changed without device_lock (librte_vhost calls it holding every
+	 * virtqueue lock, so it must not wait for anything): atomic, read with vring_enabled(). */
 	uint8_t vring_enabled[DEVICE_QUEUES_MAX * 2];
 	uint64_t sessions; /* frontends that got a running session */
 	uint64_t refused_sessions;
 	uint64_t rejected_connections; /* extra frontends turned away while one was connected */
+	/* IOTLB messages seen by the message hook (vhost-events thread, no lock: atomics). */
+	uint64_t iotlb_updates;
+	uint64_t iotlb_invalidations;
+	uint64_t iotlb_invalidations_clamped; /* ranges ending at 2^64, see device_vhost.c */
 	/* IOTLB counters of sessions that ended, and what stats_reset saw, per queue pair. */
 	uint64_t iotlb_hits_done[DEVICE_QUEUES_MAX];
 	uint64_t iotlb_misses_done[DEVICE_QUEUES_MAX];
@@ -85,6 +91,15 @@ struct device {
  * call destroy_device from inside rte_vhost_driver_unregister on the calling thread. */
 void device_lock(void);
 void device_unlock(void);
+
+static inline bool
+vring_enabled(const struct device *d, unsigned int vring)
+{
+	return __atomic_load_n(&d->vring_enabled[vring], __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Ask the control thread to rebuild the plan soon; safe from any thread, takes no lock. */
+void device_request_replan(void);
 
 /* Caller holds device_lock. */
 struct device *device_by_name(const char *name);
@@ -107,6 +122,8 @@ void device_vhost_stop(struct device *dev);
 /* Add iotlb_hits/iotlb_misses of the live session to the queue objects of @p queues. */
 void device_vhost_stats(const struct device *dev, json_t *queues);
 void device_vhost_stats_reset(struct device *dev);
+/* Index of iotlb_misses in rte_vhost_vring_stats_get() of a session with stats on, or -1. */
+int device_vhost_misses_index(int vid);
 
 /* device_eth.c: any DPDK ethdev given by devargs. */
 int device_eth_check(const struct device_config *cfg, struct base_errors *errs);

@@ -60,6 +60,68 @@ device_vhost_check_socket(const struct device_config *cfg, struct base_errors *e
 
 /* ---- session callbacks (vhost-events thread) ---- */
 
+static void
+clear_vrings(struct device *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < RTE_DIM(d->vring_enabled); i++)
+		__atomic_store_n(&d->vring_enabled[i], 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * The vhost-user message hook. It runs on the vhost-events thread, possibly with every
+ * virtqueue lock held, so it takes no lock of ours: counters are atomics.
+ *
+ * IOTLB_MSG (vhost-user.rst, "IOTLB"): a guest with lazy IOMMU flushing invalidates its whole
+ * domain at once, and QEMU 7.2 sends that as ranges whose end is exactly 2^64 (seen:
+ * iova=0xfef00000 size=0xffffffff01100000). DPDK 22.11's IOTLB computes iova + size, which
+ * wraps to 0, removes nothing, and keeps serving stale translations: the backend then reads and
+ * writes guest memory the guest has unmapped. Clamping the end to 2^64 - 1 removes them.
+ */
+struct vhost_user_msg_head {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __rte_packed;
+
+struct vhost_iotlb_payload {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;
+	uint8_t type;
+} __rte_packed;
+
+#define VHOST_USER_IOTLB_MSG_REQ    22
+#define VHOST_IOTLB_UPDATE_TYPE	    2
+#define VHOST_IOTLB_INVALIDATE_TYPE 3
+
+static enum rte_vhost_msg_result
+on_message(int vid, void *msg)
+{
+	struct vhost_user_msg_head *h = msg;
+	struct vhost_iotlb_payload *p = (void *)(h + 1);
+	struct device *d = device_by_vid(vid);
+
+	if (d == NULL || h->request != VHOST_USER_IOTLB_MSG_REQ || h->size < sizeof(*p))
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	if (p->type == VHOST_IOTLB_UPDATE_TYPE) {
+		__atomic_fetch_add(&d->iotlb_updates, 1, __ATOMIC_RELAXED);
+	} else if (p->type == VHOST_IOTLB_INVALIDATE_TYPE) {
+		__atomic_fetch_add(&d->iotlb_invalidations, 1, __ATOMIC_RELAXED);
+		if (p->size != 0 && p->size > UINT64_MAX - p->iova) {
+			p->size = UINT64_MAX - p->iova;
+			__atomic_fetch_add(&d->iotlb_invalidations_clamped, 1, __ATOMIC_RELAXED);
+		}
+	}
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED; /* librte_vhost applies it */
+}
+
+static const struct rte_vhost_user_extern_ops iotlb_hook = {
+	.pre_msg_handle = on_message,
+};
+
 static int
 on_new_connection(int vid)
 {
@@ -87,7 +149,10 @@ on_new_connection(int vid)
 		d->refusal_logged = false;
 		d->features = d->protocol_features = 0;
 		d->session_queues = 0;
-		memset(d->vring_enabled, 0, sizeof(d->vring_enabled));
+		clear_vrings(d);
+		if (d->cfg.policy.iommu != POLICY_IOMMU_OFF &&
+			rte_vhost_extern_callback_register(vid, &iotlb_hook, d) != 0)
+			DEVICE_LOG(WARNING, "'%s': cannot hook IOTLB messages", d->cfg.name);
 	}
 	device_unlock();
 	return rc;
@@ -151,19 +216,22 @@ on_new_device(int vid)
 	return 0;
 }
 
+/*
+ * librte_vhost calls this holding every virtqueue lock of the device, while a worker may be
+ * spinning on one of them inside rte_vhost_enqueue_burst(): waiting here for device_lock or for
+ * the workers (QSBR) could deadlock. So record the state with an atomic store and let the
+ * control thread rebuild the plan. Polling a vring that was just disabled is harmless:
+ * librte_vhost checks that under its lock.
+ */
 static int
 on_vring_state_changed(int vid, uint16_t vring, int enable)
 {
-	struct device *d;
+	struct device *d = device_by_vid(vid);
 
-	device_lock();
-	d = device_by_vid(vid);
-	if (d != NULL && d->vid == vid && vring < RTE_DIM(d->vring_enabled)) {
-		d->vring_enabled[vring] = enable != 0;
-		if (d->state == DEVICE_RUNNING)
-			device_replan();
+	if (d != NULL && vring < RTE_DIM(d->vring_enabled)) {
+		__atomic_store_n(&d->vring_enabled[vring], enable != 0, __ATOMIC_RELEASE);
+		device_request_replan();
 	}
-	device_unlock();
 	return 0;
 }
 
@@ -197,7 +265,7 @@ on_destroy_connection(int vid)
 		d->vid = -1;
 		d->state = DEVICE_WAITING;
 		d->reason[0] = '\0';
-		memset(d->vring_enabled, 0, sizeof(d->vring_enabled));
+		clear_vrings(d);
 		DEVICE_LOG(
 			INFO, "'%s': frontend disconnected; waiting for the next one", d->cfg.name);
 	}
@@ -272,27 +340,42 @@ device_vhost_stop(struct device *d)
 static int hits_idx = -1, misses_idx = -1;
 static unsigned int nb_vring_stats;
 
+/* Find the indexes once: they are fixed for a DPDK build but not part of its API. */
+static bool
+find_iotlb_stats(int vid, uint16_t vring)
+{
+	struct rte_vhost_stat_name names[64];
+	int n, i;
+
+	if (hits_idx >= 0)
+		return true;
+	n = rte_vhost_vring_stats_get_names(vid, vring, names, RTE_DIM(names));
+	if (n <= 0 || n > (int)RTE_DIM(names))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (strstr(names[i].name, "_iotlb_hits") != NULL)
+			hits_idx = i;
+		if (strstr(names[i].name, "_iotlb_misses") != NULL)
+			misses_idx = i;
+	}
+	nb_vring_stats = (unsigned int)n;
+	return hits_idx >= 0 && misses_idx >= 0;
+}
+
+int
+device_vhost_misses_index(int vid)
+{
+	return find_iotlb_stats(vid, 0) ? misses_idx : -1;
+}
+
 static bool
 vring_iotlb(int vid, uint16_t vring, uint64_t *hits, uint64_t *misses)
 {
-	struct rte_vhost_stat_name names[64];
 	struct rte_vhost_stat st[64];
-	int n, i;
+	int n;
 
-	if (hits_idx < 0) {
-		n = rte_vhost_vring_stats_get_names(vid, vring, names, RTE_DIM(names));
-		if (n <= 0 || n > (int)RTE_DIM(names))
-			return false;
-		for (i = 0; i < n; i++) {
-			if (strstr(names[i].name, "_iotlb_hits") != NULL)
-				hits_idx = i;
-			if (strstr(names[i].name, "_iotlb_misses") != NULL)
-				misses_idx = i;
-		}
-		nb_vring_stats = (unsigned int)n;
-		if (hits_idx < 0 || misses_idx < 0)
-			return false;
-	}
+	if (!find_iotlb_stats(vid, vring))
+		return false;
 	n = rte_vhost_vring_stats_get(vid, vring, st, nb_vring_stats);
 	if (n <= 0 || n > (int)RTE_DIM(st))
 		return false;

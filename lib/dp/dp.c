@@ -162,11 +162,13 @@ counters_add(struct dp_queue_counters *dst, const struct dp_queue_counters *src,
 		dst->rx_packets += dp_ctr_get(&src->rx_packets);
 		dst->rx_bytes += dp_ctr_get(&src->rx_bytes);
 		dst->rx_drops += dp_ctr_get(&src->rx_drops);
+		dst->rx_iotlb_wait_cycles += dp_ctr_get(&src->rx_iotlb_wait_cycles);
 	}
 	if (tx) {
 		dst->tx_packets += dp_ctr_get(&src->tx_packets);
 		dst->tx_bytes += dp_ctr_get(&src->tx_bytes);
 		dst->tx_drops += dp_ctr_get(&src->tx_drops);
+		dst->tx_iotlb_wait_cycles += dp_ctr_get(&src->tx_iotlb_wait_cycles);
 	}
 }
 
@@ -272,6 +274,8 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 		t->rx = specs[i].rx;
 		t->tx = specs[i].tx;
 		t->max_frame = specs[i].max_frame;
+		t->rx_iotlb_stat = specs[i].rx_iotlb_stat;
+		t->tx_iotlb_stat = specs[i].tx_iotlb_stat;
 		t->rx_stats = specs[i].rx_stats;
 		t->rx_stats_queue = specs[i].rx_stats_queue;
 		t->tx_stats = specs[i].tx_stats;
@@ -376,6 +380,8 @@ dp_stats_read(const struct dp_stats *s, uint16_t q, struct dp_queue_counters *ou
 	out->tx_packets -= b->tx_packets;
 	out->tx_bytes -= b->tx_bytes;
 	out->tx_drops -= b->tx_drops;
+	out->rx_iotlb_wait_cycles -= b->rx_iotlb_wait_cycles;
+	out->tx_iotlb_wait_cycles -= b->tx_iotlb_wait_cycles;
 }
 
 void

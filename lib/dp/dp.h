@@ -39,6 +39,8 @@ struct dp_stats;
 struct dp_queue_counters {
 	uint64_t rx_packets, rx_bytes, rx_drops;
 	uint64_t tx_packets, tx_bytes, tx_drops;
+	/* Worker cycles in sample windows in which the vring's IOTLB missed (see dp_worker.c). */
+	uint64_t rx_iotlb_wait_cycles, tx_iotlb_wait_cycles;
 };
 
 struct dp_task_spec {
@@ -49,6 +51,10 @@ struct dp_task_spec {
 	struct dp_stats *tx_stats; /**< the device sent to (NULL with DP_ENDPOINT_NONE) */
 	uint16_t tx_stats_queue;
 	uint32_t max_frame; /**< frames longer than this are dropped; 0 = no limit */
+	/** For a vhost endpoint that translates through the IOTLB: the index of iotlb_misses in
+	 * rte_vhost_vring_stats_get(), so the worker can time translation waits; else -1. */
+	int16_t rx_iotlb_stat;
+	int16_t tx_iotlb_stat;
 };
 
 struct dp_worker_info {

@@ -19,8 +19,14 @@ struct dp_task {
 	struct dp_endpoint rx;
 	struct dp_endpoint tx;
 	uint32_t max_frame;
+	int16_t rx_iotlb_stat;
+	int16_t tx_iotlb_stat;
 	/* Written by the owning worker only; read by the control thread (relaxed loads). */
 	struct dp_queue_counters ctr;
+	/* The owning worker's own state for timing IOTLB waits. */
+	uint32_t polls_since_sample;
+	uint64_t sample_tsc;
+	uint64_t rx_misses_seen, tx_misses_seen;
 
 	/* Control thread only. */
 	struct dp_stats *rx_stats;

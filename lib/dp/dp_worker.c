@@ -39,6 +39,56 @@ drop_oversize(struct dp_task *t, struct rte_mbuf **pkts, uint16_t n, uint64_t *b
 	return kept;
 }
 
+/*
+ * Translation waits. librte_vhost requests an IOTLB miss and returns a short burst; it tells
+ * nobody but its per-vring iotlb_misses counter, and reading that takes the vring's lock and
+ * copies every counter. So a translating task samples it every DP_IOTLB_SAMPLE_POLLS polls, and
+ * a window in which it grew counts as cycles spent waiting for translation: an estimate at
+ * the resolution of one window, at the cost of two counter reads per window.
+ */
+#define DP_IOTLB_SAMPLE_POLLS 256
+#define DP_VRING_STATS_MAX    32
+
+static uint64_t
+vring_misses(uint16_t vid, uint16_t vring, int16_t idx)
+{
+	struct rte_vhost_stat st[DP_VRING_STATS_MAX];
+	int n = rte_vhost_vring_stats_get(vid, vring, st, DP_VRING_STATS_MAX);
+
+	return n > idx && n <= DP_VRING_STATS_MAX ? st[idx].value : 0;
+}
+
+static void
+iotlb_window(struct dp_task *t, int16_t idx, const struct dp_endpoint *ep, uint64_t *seen,
+	uint64_t *wait, uint64_t cycles)
+{
+	uint64_t m;
+
+	if (idx < 0 || ep->type != DP_ENDPOINT_VHOST)
+		return;
+	m = vring_misses(ep->id, ep->queue, idx);
+	if (m > *seen && t->sample_tsc != 0)
+		dp_ctr_add(wait, cycles);
+	*seen = m;
+}
+
+static void
+iotlb_sample(struct dp_task *t)
+{
+	uint64_t now, cycles;
+
+	if (++t->polls_since_sample < DP_IOTLB_SAMPLE_POLLS)
+		return;
+	t->polls_since_sample = 0;
+	now = rte_rdtsc();
+	cycles = now - t->sample_tsc;
+	iotlb_window(t, t->rx_iotlb_stat, &t->rx, &t->rx_misses_seen, &t->ctr.rx_iotlb_wait_cycles,
+		cycles);
+	iotlb_window(t, t->tx_iotlb_stat, &t->tx, &t->tx_misses_seen, &t->ctr.tx_iotlb_wait_cycles,
+		cycles);
+	t->sample_tsc = now;
+}
+
 /* One burst through one task. @return packets received. */
 static inline uint16_t
 task_poll(struct dp_task *t)
@@ -47,6 +97,8 @@ task_poll(struct dp_task *t)
 	uint64_t bytes = 0, sent_bytes;
 	uint16_t n, rx, sent, i;
 
+	if (unlikely(t->rx_iotlb_stat >= 0 || t->tx_iotlb_stat >= 0))
+		iotlb_sample(t);
 	rx = n = rx_burst(t, pkts);
 	if (n == 0)
 		return 0;

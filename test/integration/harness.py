@@ -260,3 +260,34 @@ def total(rpc, name, key):
 
 def attach_net(rpc, name, sock, **kw):
     return rpc.call("device_attach", name=name, kind="net", socket=str(sock), **kw)
+
+
+class Frontend:
+    """The project's vhost-user frontend driver (test/frontend), run to completion or in the
+    background. Its stdout is JSON lines; the last one is the summary."""
+
+    def __init__(self, *args, cpu=0):
+        self.argv = ["taskset", "-c", str(cpu), str(FRONTEND)] + [str(a) for a in args]
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        return self
+
+    def wait(self, timeout=120):
+        out, err = self.proc.communicate(timeout=timeout)
+        self.events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        self.stderr = err
+        self.rc = self.proc.returncode
+        self.summary = next((e for e in reversed(self.events) if e.get("event") == "summary"), {})
+        self.error = next((e for e in self.events if e.get("event") == "error"), None)
+        return self
+
+    def run(self, timeout=120):
+        return self.start().wait(timeout)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
