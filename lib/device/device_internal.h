@@ -73,6 +73,8 @@ struct device {
 	/* Written by vring_state_changed without device_lock (librte_vhost calls it holding every
 	 * virtqueue lock, so it must not wait for anything): atomic, read with vring_enabled(). */
 	uint8_t vring_enabled[DEVICE_QUEUES_MAX * 2];
+	/* The frontend's own SET_VRING_ENABLE 0, seen by the message hook (atomic, no lock). */
+	uint8_t vring_disabled_by_frontend[DEVICE_QUEUES_MAX * 2];
 	uint64_t sessions; /* frontends that got a running session */
 	uint64_t refused_sessions;
 	uint64_t rejected_connections; /* extra frontends turned away while one was connected */

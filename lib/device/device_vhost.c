@@ -65,13 +65,18 @@ clear_vrings(struct device *d)
 {
 	unsigned int i;
 
-	for (i = 0; i < RTE_DIM(d->vring_enabled); i++)
+	for (i = 0; i < RTE_DIM(d->vring_enabled); i++) {
 		__atomic_store_n(&d->vring_enabled[i], 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&d->vring_disabled_by_frontend[i], 0, __ATOMIC_RELEASE);
+	}
 }
 
 /*
  * The vhost-user message hook. It runs on the vhost-events thread, possibly with every
  * virtqueue lock held, so it takes no lock of ours: counters are atomics.
+ *
+ * SET_VRING_ENABLE: remembered, so that on_vring_state_changed() can tell the frontend
+ * disabling a vring from librte_vhost losing its ring translation.
  *
  * IOTLB_MSG (vhost-user.rst, "IOTLB"): a guest with lazy IOMMU flushing invalidates its whole
  * domain at once, and QEMU 7.2 sends that as ranges whose end is exactly 2^64 (seen:
@@ -85,6 +90,11 @@ struct vhost_user_msg_head {
 	uint32_t size;
 } __rte_packed;
 
+struct vhost_vring_state_payload {
+	uint32_t index;
+	uint32_t num;
+} __rte_packed;
+
 struct vhost_iotlb_payload {
 	uint64_t iova;
 	uint64_t size;
@@ -93,9 +103,10 @@ struct vhost_iotlb_payload {
 	uint8_t type;
 } __rte_packed;
 
-#define VHOST_USER_IOTLB_MSG_REQ    22
-#define VHOST_IOTLB_UPDATE_TYPE	    2
-#define VHOST_IOTLB_INVALIDATE_TYPE 3
+#define VHOST_USER_SET_VRING_ENABLE_REQ 18
+#define VHOST_USER_IOTLB_MSG_REQ	22
+#define VHOST_IOTLB_UPDATE_TYPE		2
+#define VHOST_IOTLB_INVALIDATE_TYPE	3
 
 static enum rte_vhost_msg_result
 on_message(int vid, void *msg)
@@ -104,7 +115,18 @@ on_message(int vid, void *msg)
 	struct vhost_iotlb_payload *p = (void *)(h + 1);
 	struct device *d = device_by_vid(vid);
 
-	if (d == NULL || h->request != VHOST_USER_IOTLB_MSG_REQ || h->size < sizeof(*p))
+	if (d == NULL)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	if (h->request == VHOST_USER_SET_VRING_ENABLE_REQ &&
+		h->size >= sizeof(struct vhost_vring_state_payload)) {
+		const struct vhost_vring_state_payload *st = (const void *)(h + 1);
+
+		if (st->index < RTE_DIM(d->vring_disabled_by_frontend))
+			__atomic_store_n(&d->vring_disabled_by_frontend[st->index], st->num == 0,
+				__ATOMIC_RELEASE);
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	}
+	if (h->request != VHOST_USER_IOTLB_MSG_REQ || h->size < sizeof(*p))
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	if (p->type == VHOST_IOTLB_UPDATE_TYPE) {
 		__atomic_fetch_add(&d->iotlb_updates, 1, __ATOMIC_RELAXED);
@@ -118,7 +140,7 @@ on_message(int vid, void *msg)
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED; /* librte_vhost applies it */
 }
 
-static const struct rte_vhost_user_extern_ops iotlb_hook = {
+static const struct rte_vhost_user_extern_ops message_hook = {
 	.pre_msg_handle = on_message,
 };
 
@@ -150,9 +172,8 @@ on_new_connection(int vid)
 		d->features = d->protocol_features = 0;
 		d->session_queues = 0;
 		clear_vrings(d);
-		if (d->cfg.policy.iommu != POLICY_IOMMU_OFF &&
-			rte_vhost_extern_callback_register(vid, &iotlb_hook, d) != 0)
-			DEVICE_LOG(WARNING, "'%s': cannot hook IOTLB messages", d->cfg.name);
+		if (rte_vhost_extern_callback_register(vid, &message_hook, d) != 0)
+			DEVICE_LOG(WARNING, "'%s': cannot hook vhost-user messages", d->cfg.name);
 	}
 	device_unlock();
 	return rc;
@@ -228,10 +249,16 @@ on_vring_state_changed(int vid, uint16_t vring, int enable)
 {
 	struct device *d = device_by_vid(vid);
 
-	if (d != NULL && vring < RTE_DIM(d->vring_enabled)) {
-		__atomic_store_n(&d->vring_enabled[vring], enable != 0, __ATOMIC_RELEASE);
-		device_request_replan();
-	}
+	if (d == NULL || vring >= RTE_DIM(d->vring_enabled))
+		return 0;
+	/* librte_vhost also reports a vring "disabled" when an IOTLB invalidation unmapped its
+	 * rings; it translates them again on the next burst, so such a vring must stay polled.
+	 * Only the frontend's own SET_VRING_ENABLE 0 (seen by the message hook) stops polling. */
+	if (enable == 0 &&
+		!__atomic_load_n(&d->vring_disabled_by_frontend[vring], __ATOMIC_ACQUIRE))
+		return 0;
+	__atomic_store_n(&d->vring_enabled[vring], enable != 0, __ATOMIC_RELEASE);
+	device_request_replan();
 	return 0;
 }
 

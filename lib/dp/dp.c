@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
+#include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
 #include "base_limits.h"
@@ -176,6 +178,12 @@ counters_add(struct dp_queue_counters *dst, const struct dp_queue_counters *src,
 static void
 task_retire(struct dp_task *t)
 {
+	/* Packets still held for the destination will never be sent: drops. */
+	if (t->nb_held != 0) {
+		t->ctr.tx_drops += t->nb_held;
+		rte_pktmbuf_free_bulk(t->held, t->nb_held);
+		t->nb_held = 0;
+	}
 	if (t->rx_stats != NULL)
 		counters_add(&t->rx_stats->retired[t->rx_stats_queue], &t->ctr, true, false);
 	if (t->tx_stats != NULL)
@@ -275,6 +283,11 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 		t->tx = specs[i].tx;
 		t->max_frame = specs[i].max_frame;
 		t->rx_iotlb_stat = specs[i].rx_iotlb_stat;
+		/* An IOTLB miss is answered by the frontend's main loop: give it longer than a
+		 * full ring, which the guest drains at its own pace. */
+		t->hold_cycles =
+			rte_get_tsc_hz() / 1000000 *
+			(specs[i].tx_iotlb_stat >= 0 ? DP_HOLD_TRANSLATING_US : DP_HOLD_US);
 		t->tx_iotlb_stat = specs[i].tx_iotlb_stat;
 		t->rx_stats = specs[i].rx_stats;
 		t->rx_stats_queue = specs[i].rx_stats_queue;

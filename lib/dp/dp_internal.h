@@ -9,6 +9,7 @@
 #include <rte_common.h>
 #include <rte_tailq.h>
 
+#include "base_limits.h"
 #include "dp.h"
 
 /* Workers the data plane can run: one per lcore at most. */
@@ -23,7 +24,11 @@ struct dp_task {
 	int16_t tx_iotlb_stat;
 	/* Written by the owning worker only; read by the control thread (relaxed loads). */
 	struct dp_queue_counters ctr;
-	/* The owning worker's own state for timing IOTLB waits. */
+	uint64_t hold_cycles; /* how long a burst the destination refused is offered again */
+	/* The owning worker's own state: packets held for the destination, IOTLB wait timing. */
+	uint16_t nb_held;
+	uint64_t hold_deadline;
+	struct rte_mbuf *held[DP_BURST];
 	uint32_t polls_since_sample;
 	uint64_t sample_tsc;
 	uint64_t rx_misses_seen, tx_misses_seen;

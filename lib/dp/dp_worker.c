@@ -4,6 +4,8 @@
  * logging: counters instead. The only shared state read is the published configuration, and
  * rte_rcu_qsbr_quiescent() after every poll tells the control thread when an old one is free.
  */
+#include <string.h>
+
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -89,16 +91,74 @@ iotlb_sample(struct dp_task *t)
 	t->sample_tsc = now;
 }
 
+/*
+ * Send @p n packets to the task's destination. @return how many it took; for a vhost
+ * destination those are freed here (librte_vhost copied them into guest buffers), an ethdev
+ * owns them now. The rest are still ours.
+ */
+static inline uint16_t
+tx_send(struct dp_task *t, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint64_t bytes = 0;
+	uint16_t sent, i;
+
+	if (t->tx.type == DP_ENDPOINT_VHOST) {
+		sent = rte_vhost_enqueue_burst(t->tx.id, t->tx.queue, pkts, n);
+		for (i = 0; i < sent; i++)
+			bytes += pkts[i]->pkt_len;
+		rte_pktmbuf_free_bulk(pkts, sent);
+	} else {
+		for (i = 0; i < n; i++)
+			bytes += pkts[i]->pkt_len;
+		sent = rte_eth_tx_burst(t->tx.id, t->tx.queue, pkts, n);
+		for (i = sent; i < n; i++)
+			bytes -= pkts[i]->pkt_len;
+	}
+	dp_ctr_add(&t->ctr.tx_packets, sent);
+	dp_ctr_add(&t->ctr.tx_bytes, bytes);
+	return sent;
+}
+
+/*
+ * A burst the destination did not take completely (its ring is full, or the enqueue hit an
+ * IOTLB miss that the frontend will answer shortly) is held and offered again on the next
+ * polls, up to t->hold_cycles, before it is dropped and counted. Meanwhile this task receives
+ * nothing more (the source's ring fills: back-pressure instead of loss), and every other task
+ * of this worker runs as usual.
+ * @return true while packets are still held.
+ */
+static inline bool
+flush_held(struct dp_task *t)
+{
+	uint16_t sent = tx_send(t, t->held, t->nb_held);
+
+	if (sent == t->nb_held) {
+		t->nb_held = 0;
+		return false;
+	}
+	if (sent > 0)
+		memmove(t->held, t->held + sent, (t->nb_held - sent) * sizeof(t->held[0]));
+	t->nb_held -= sent;
+	if (rte_rdtsc() < t->hold_deadline)
+		return true;
+	dp_ctr_add(&t->ctr.tx_drops, t->nb_held);
+	rte_pktmbuf_free_bulk(t->held, t->nb_held);
+	t->nb_held = 0;
+	return false;
+}
+
 /* One burst through one task. @return packets received. */
 static inline uint16_t
 task_poll(struct dp_task *t)
 {
 	struct rte_mbuf *pkts[DP_BURST];
-	uint64_t bytes = 0, sent_bytes;
+	uint64_t bytes = 0;
 	uint16_t n, rx, sent, i;
 
 	if (unlikely(t->rx_iotlb_stat >= 0 || t->tx_iotlb_stat >= 0))
 		iotlb_sample(t);
+	if (unlikely(t->nb_held != 0) && flush_held(t))
+		return 0;
 	rx = n = rx_burst(t, pkts);
 	if (n == 0)
 		return 0;
@@ -109,33 +169,17 @@ task_poll(struct dp_task *t)
 	if (unlikely(t->max_frame != 0))
 		n = drop_oversize(t, pkts, n, &bytes);
 
-	switch (t->tx.type) {
-	case DP_ENDPOINT_VHOST:
-		/* librte_vhost copies into guest buffers: our mbufs are ours again after this. */
-		sent = rte_vhost_enqueue_burst(t->tx.id, t->tx.queue, pkts, n);
-		break;
-	case DP_ENDPOINT_ETH:
-		sent = rte_eth_tx_burst(t->tx.id, t->tx.queue, pkts, n);
-		break;
-	default:
+	if (unlikely(t->tx.type == DP_ENDPOINT_NONE)) {
 		rte_pktmbuf_free_bulk(pkts, n);
 		dp_ctr_add(&t->ctr.rx_drops, n);
 		return rx;
 	}
-
-	sent_bytes = bytes;
-	if (unlikely(sent < n))
-		for (i = sent; i < n; i++)
-			sent_bytes -= pkts[i]->pkt_len;
-	dp_ctr_add(&t->ctr.tx_packets, sent);
-	dp_ctr_add(&t->ctr.tx_bytes, sent_bytes);
-	if (unlikely(sent < n))
-		dp_ctr_add(&t->ctr.tx_drops, n - sent);
-
-	if (t->tx.type == DP_ENDPOINT_VHOST)
-		rte_pktmbuf_free_bulk(pkts, n);
-	else if (sent < n)
-		rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+	sent = tx_send(t, pkts, n);
+	if (unlikely(sent < n)) {
+		t->nb_held = n - sent;
+		memcpy(t->held, pkts + sent, t->nb_held * sizeof(pkts[0]));
+		t->hold_deadline = rte_rdtsc() + t->hold_cycles;
+	}
 	return rx;
 }
 

@@ -168,7 +168,7 @@ class Testpmd:
     """
 
     def __init__(self, workdir: Path, sockets, name="pmd", fwd="io", start_cmd="start tx_first 8",
-                 queues=1, extra_vdev="", extra=None, server=False):
+                 queues=1, extra_vdev="", extra=None, server=False, cpu=0):
         self.workdir = Path(workdir)
         self.sockets = [str(s) for s in sockets]
         self.name = name
@@ -178,13 +178,15 @@ class Testpmd:
         self.extra_vdev = extra_vdev
         self.extra = extra or []
         self.server = server
+        self.cpu = cpu
         self.log_path = self.workdir / f"{name}.log"
         self.proc = None
 
     def argv(self):
         cmdfile = self.workdir / f"{self.name}.cmds"
         cmdfile.write_text(self.start_cmd + "\n")
-        argv = [TESTPMD, "--lcores", "0@0,1@0", "--main-lcore", "0", "--no-huge", "-m", "512",
+        argv = [TESTPMD, "--lcores", f"0@{self.cpu},1@{self.cpu}", "--main-lcore", "0",
+                "--no-huge", "-m", "512",
                 "--no-pci", "--file-prefix", f"tp{os.getpid()}{self.name}",
                 "--log-level", "pmd.net.virtio.*:warning"]
         for i, s in enumerate(self.sockets):
