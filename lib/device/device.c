@@ -195,8 +195,12 @@ device_replan(void)
 
 	for (i = 0; i < nb_devices; i++) {
 		d = devices[i];
-		if (d->cfg.kind == POLICY_KIND_BLK)
-			continue; /* blk queues are served by their own backend */
+		if (d->cfg.kind == POLICY_KIND_BLK) {
+			/* blk queues are served by lib/blk's poll, nothing is forwarded */
+			if (d->state == DEVICE_RUNNING && !d->detaching)
+				n += device_blk_plan(d, &plan[n], DP_TASKS_PER_WORKER_MAX - n);
+			continue;
+		}
 		for (q = 0; q < d->cfg.queues; q++) {
 			if (!rx_ready(d, q) || n == DP_TASKS_PER_WORKER_MAX)
 				continue;
@@ -284,7 +288,7 @@ device_attach(json_t *params, bool dry_run, json_t **result, struct base_errors 
 	else if (cfg.kind == POLICY_KIND_ETH)
 		device_eth_check(&cfg, errs);
 	if (cfg.kind == POLICY_KIND_BLK)
-		base_errors_add(errs, ENOTSUP, "kind", "blk devices are not served yet");
+		device_blk_check(&cfg, errs);
 	if (errs->count > 0 || dry_run) {
 		device_unlock();
 		return errs->count > 0 ? first_errno(errs) : 0;
@@ -305,10 +309,15 @@ device_attach(json_t *params, bool dry_run, json_t **result, struct base_errors 
 		goto fail;
 	}
 	devices[nb_devices++] = d;
-	if (cfg.kind == POLICY_KIND_ETH)
+	if (cfg.kind == POLICY_KIND_ETH) {
 		rc = device_eth_start(d, eth_pool, &err);
-	else
-		rc = device_vhost_start(d, &err);
+	} else {
+		rc = cfg.kind == POLICY_KIND_BLK ? device_blk_open(d, &err) : 0;
+		if (rc == 0)
+			rc = device_vhost_start(d, &err);
+		if (rc < 0 && d->blk != NULL)
+			device_blk_close(d);
+	}
 	if (rc < 0) {
 		nb_devices--;
 		errs->list[errs->count++] = err;
@@ -365,6 +374,8 @@ detach_one(struct device *d)
 		device_eth_stop(d);
 	else
 		device_vhost_stop(d);
+	if (d->blk != NULL)
+		device_blk_close(d);
 
 	device_lock();
 	/* unregister freed the vid without destroy_connection; it may already be reused. */
@@ -597,6 +608,11 @@ device_stats_json(const struct device *d)
 	json_t *queues = json_array();
 	uint16_t q;
 
+	if (d->cfg.kind == POLICY_KIND_BLK) {
+		for (q = 0; q < d->cfg.queues; q++)
+			json_array_append_new(queues, device_blk_queue_stats(d, q));
+		return json_pack("{s:s, s:o}", "name", d->cfg.name, "queues", queues);
+	}
 	for (q = 0; q < d->cfg.queues; q++) {
 		dp_stats_read(d->stats, q, &c);
 		uint64_t wait = c.rx_iotlb_wait_cycles + c.tx_iotlb_wait_cycles;

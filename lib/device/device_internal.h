@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <rte_log.h>
+#include <rte_vhost.h>
 
 #include "base_error.h"
 #include "base_limits.h"
@@ -48,7 +49,9 @@ enum device_state {
 };
 
 struct dp_stats;
+struct dp_task_spec;
 struct rte_mempool;
+struct blk_dev;
 
 struct device {
 	/* Set at attach, then read-only. */
@@ -56,6 +59,7 @@ struct device {
 	struct policy_caps caps;
 	struct dp_stats *stats;
 	uint16_t eth_port;
+	struct blk_dev *blk; /* kind blk: the backing and the session's queues */
 	uint64_t features_offered;
 
 	/* Everything below: written under device_lock, by the control thread or the vhost-events
@@ -78,6 +82,10 @@ struct device {
 	uint64_t sessions; /* frontends that got a running session */
 	uint64_t refused_sessions;
 	uint64_t rejected_connections; /* extra frontends turned away while one was connected */
+	/* blk: a session's queues are set up (atomic: read by the message hook without a lock),
+	 * and paused by the message hook around a message that changes them (vhost-events only). */
+	bool blk_running;
+	bool blk_paused;
 	/* IOTLB messages seen by the message hook (vhost-events thread, no lock: atomics). */
 	uint64_t iotlb_updates;
 	uint64_t iotlb_invalidations;
@@ -126,6 +134,19 @@ void device_vhost_stats(const struct device *dev, json_t *queues);
 void device_vhost_stats_reset(struct device *dev);
 /* Index of iotlb_misses in rte_vhost_vring_stats_get() of a session with stats on, or -1. */
 int device_vhost_misses_index(int vid);
+
+/* device_blk.c: blk devices (lib/blk) on librte_vhost. */
+int device_blk_check(const struct device_config *cfg, struct base_errors *errs);
+int device_blk_open(struct device *d, struct base_error *err);
+void device_blk_close(struct device *d);
+uint64_t device_blk_supported_features(const struct device *d);
+int device_blk_register(const struct device *d);
+int device_blk_session_start(struct device *d, int vid);
+void device_blk_session_stop(struct device *d);
+unsigned int device_blk_plan(struct device *d, struct dp_task_spec *specs, unsigned int room);
+enum rte_vhost_msg_result device_blk_pre_message(struct device *d, void *msg);
+enum rte_vhost_msg_result device_blk_post_message(struct device *d, void *msg);
+json_t *device_blk_queue_stats(const struct device *d, unsigned int q);
 
 /* device_eth.c: any DPDK ethdev given by devargs. */
 int device_eth_check(const struct device_config *cfg, struct base_errors *errs);

@@ -126,6 +126,8 @@ on_message(int vid, void *msg)
 				__ATOMIC_RELEASE);
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	}
+	if (d->cfg.kind == POLICY_KIND_BLK)
+		return device_blk_pre_message(d, msg);
 	if (h->request != VHOST_USER_IOTLB_MSG_REQ || h->size < sizeof(*p))
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 	if (p->type == VHOST_IOTLB_UPDATE_TYPE) {
@@ -140,8 +142,19 @@ on_message(int vid, void *msg)
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED; /* librte_vhost applies it */
 }
 
+static enum rte_vhost_msg_result
+on_message_done(int vid, void *msg)
+{
+	struct device *d = device_by_vid(vid);
+
+	if (d != NULL && d->cfg.kind == POLICY_KIND_BLK)
+		return device_blk_post_message(d, msg);
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
 static const struct rte_vhost_user_extern_ops message_hook = {
 	.pre_msg_handle = on_message,
+	.post_msg_handle = on_message_done,
 };
 
 static int
@@ -223,6 +236,14 @@ on_new_device(int vid)
 		device_unlock();
 		return -1;
 	}
+	if (d->cfg.kind == POLICY_KIND_BLK && device_blk_session_start(d, vid) < 0) {
+		d->state = DEVICE_REFUSED;
+		d->refused_sessions++;
+		snprintf(d->last_refusal, sizeof(d->last_refusal), "%s", d->reason);
+		DEVICE_LOG(ERR, "'%s': %s", d->cfg.name, d->reason);
+		device_unlock();
+		return -1;
+	}
 	/* We busy-poll: ask the guest not to kick us. */
 	for (i = 0; i < rte_vhost_get_vring_num(vid); i++)
 		rte_vhost_enable_guest_notification(vid, i, 0);
@@ -276,6 +297,8 @@ on_destroy_device(int vid)
 		fold_iotlb(d, vid);
 		d->state = DEVICE_WAITING;
 		device_replan();
+		if (d->cfg.kind == POLICY_KIND_BLK && d->blk_running)
+			device_blk_session_stop(d);
 	}
 	device_unlock();
 }
@@ -318,7 +341,7 @@ device_vhost_start(struct device *d, struct base_error *err)
 
 	if (cfg->mode == DEVICE_MODE_CLIENT)
 		flags |= RTE_VHOST_USER_CLIENT; /* librte_vhost reconnects every second */
-	if (cfg->policy.iommu != POLICY_IOMMU_OFF) {
+	if (cfg->policy.iommu != POLICY_IOMMU_OFF && cfg->kind == POLICY_KIND_NET) {
 		/* Offers bit 33 and turns on the IOTLB; per-queue stats count its hits/misses. */
 		flags |= RTE_VHOST_USER_IOMMU_SUPPORT | RTE_VHOST_USER_NET_STATS_ENABLE;
 	}
@@ -331,7 +354,9 @@ device_vhost_start(struct device *d, struct base_error *err)
 	if (rte_vhost_driver_register(cfg->socket, flags) != 0)
 		return base_error_set(
 			err, EIO, "socket", "librte_vhost cannot register %s", cfg->socket);
-	if (rte_vhost_driver_get_features(cfg->socket, &supported) != 0)
+	if (cfg->kind == POLICY_KIND_BLK)
+		supported = device_blk_supported_features(d);
+	else if (rte_vhost_driver_get_features(cfg->socket, &supported) != 0)
 		goto fail;
 	d->features_offered = policy_features_offered(&cfg->policy, cfg->kind, supported);
 	/* set_features would turn librte_vhost's builtin net backend off: net only disables. */
@@ -340,6 +365,8 @@ device_vhost_start(struct device *d, struct base_error *err)
 			cfg->socket, supported & ~d->features_offered);
 	else
 		rc = rte_vhost_driver_set_features(cfg->socket, d->features_offered);
+	if (rc == 0 && cfg->kind == POLICY_KIND_BLK)
+		rc = device_blk_register(d);
 	if (rc != 0 || rte_vhost_driver_callback_register(cfg->socket, &vhost_ops) != 0)
 		goto fail;
 	if (rte_vhost_driver_start(cfg->socket) != 0) {

@@ -122,7 +122,9 @@ task_matches(const struct dp_task *t, const struct dp_task_spec *s)
 	return endpoint_eq(&t->rx, &s->rx) && endpoint_eq(&t->tx, &s->tx) &&
 	       t->rx_stats == s->rx_stats && t->rx_stats_queue == s->rx_stats_queue &&
 	       t->tx_stats == s->tx_stats && t->tx_stats_queue == s->tx_stats_queue &&
-	       t->max_frame == s->max_frame;
+	       t->max_frame == s->max_frame && t->rx_iotlb_stat == s->rx_iotlb_stat &&
+	       t->tx_iotlb_stat == s->tx_iotlb_stat && t->poll == s->poll &&
+	       t->poll_arg == s->poll_arg;
 }
 
 static unsigned int
@@ -283,6 +285,8 @@ dp_apply(const struct dp_task_spec *specs, unsigned int nb_specs)
 		t->tx = specs[i].tx;
 		t->max_frame = specs[i].max_frame;
 		t->rx_iotlb_stat = specs[i].rx_iotlb_stat;
+		t->poll = specs[i].poll;
+		t->poll_arg = specs[i].poll_arg;
 		/* An IOTLB miss is answered by the frontend's main loop: give it longer than a
 		 * full ring, which the guest drains at its own pace. */
 		t->hold_cycles =
@@ -404,6 +408,12 @@ dp_stats_reset(struct dp_stats *s)
 
 	for (q = 0; q < s->nb_queues; q++)
 		stats_total(s, q, &s->baseline[q]);
+}
+
+void
+dp_synchronize(void)
+{
+	rte_rcu_qsbr_synchronize(dp_qsbr, RTE_QSBR_THRID_INVALID);
 }
 
 unsigned int

@@ -25,7 +25,11 @@ enum dp_endpoint_type {
 	DP_ENDPOINT_NONE,  /**< no destination: received packets are dropped and counted */
 	DP_ENDPOINT_VHOST, /**< a librte_vhost virtqueue: id = vid, queue = vring index */
 	DP_ENDPOINT_ETH,   /**< an ethdev queue: id = port id, queue = queue id */
+	DP_ENDPOINT_POLL,  /**< rx only: a queue served by its own poll function (blk) */
 };
+
+/** A queue served by its own code on a worker: @return the work items it handled. */
+typedef unsigned int (*dp_poll_fn)(void *arg);
 
 struct dp_endpoint {
 	enum dp_endpoint_type type;
@@ -55,6 +59,9 @@ struct dp_task_spec {
 	 * rte_vhost_vring_stats_get(), so the worker can time translation waits; else -1. */
 	int16_t rx_iotlb_stat;
 	int16_t tx_iotlb_stat;
+	/** With rx.type DP_ENDPOINT_POLL: what the worker calls; tx must be DP_ENDPOINT_NONE. */
+	dp_poll_fn poll;
+	void *poll_arg;
 };
 
 struct dp_worker_info {
@@ -101,6 +108,12 @@ void dp_stats_read(const struct dp_stats *stats, uint16_t queue, struct dp_queue
 
 /** Start counting from zero again, without writing anything a worker writes. */
 void dp_stats_reset(struct dp_stats *stats);
+
+/**
+ * Wait until every worker has passed a quiescent point: after it, none still runs a poll that
+ * began before. Safe from any thread, including while dp_apply() runs on another.
+ */
+void dp_synchronize(void);
 
 /** @return the number of workers. */
 unsigned int dp_worker_count(void);

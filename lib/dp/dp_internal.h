@@ -22,6 +22,8 @@ struct dp_task {
 	uint32_t max_frame;
 	int16_t rx_iotlb_stat;
 	int16_t tx_iotlb_stat;
+	dp_poll_fn poll;
+	void *poll_arg;
 	/* Written by the owning worker only; read by the control thread (relaxed loads). */
 	struct dp_queue_counters ctr;
 	uint64_t hold_cycles; /* how long a burst the destination refused is offered again */

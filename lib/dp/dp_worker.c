@@ -200,8 +200,14 @@ dp_worker_main(void *arg)
 		cfg = __atomic_load_n(&dp_active, __ATOMIC_ACQUIRE);
 		moved = 0;
 		if (cfg != NULL && (wc = cfg->workers[w->idx]) != NULL) {
-			for (i = 0; i < wc->nb_tasks; i++)
-				moved += task_poll(wc->tasks[i]);
+			for (i = 0; i < wc->nb_tasks; i++) {
+				struct dp_task *t = wc->tasks[i];
+
+				if (t->rx.type == DP_ENDPOINT_POLL)
+					moved += t->poll(t->poll_arg);
+				else
+					moved += task_poll(t);
+			}
 		}
 		/* From here on this worker holds no pointer into cfg. */
 		rte_rcu_qsbr_quiescent(dp_qsbr, w->idx);
