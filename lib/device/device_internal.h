@@ -86,6 +86,9 @@ struct device {
 	 * and paused by the message hook around a message that changes them (vhost-events only). */
 	bool blk_running;
 	bool blk_paused;
+	/* Set by the message hook when it refused SET_FEATURES with bit 33 on a device that cannot
+	 * translate (atomic); turned into last_refusal when that connection closes. */
+	bool translation_refused;
 	/* IOTLB messages seen by the message hook (vhost-events thread, no lock: atomics). */
 	uint64_t iotlb_updates;
 	uint64_t iotlb_invalidations;

@@ -60,6 +60,10 @@ device_vhost_check_socket(const struct device_config *cfg, struct base_errors *e
 
 /* ---- session callbacks (vhost-events thread) ---- */
 
+#define TRANSLATION_REFUSED                                                               \
+	"the frontend turned on address translation (ACCESS_PLATFORM in SET_FEATURES, a " \
+	"vIOMMU) but this device cannot translate; the connection was closed"
+
 static void
 clear_vrings(struct device *d)
 {
@@ -103,6 +107,7 @@ struct vhost_iotlb_payload {
 	uint8_t type;
 } __rte_packed;
 
+#define VHOST_USER_SET_FEATURES_REQ	2
 #define VHOST_USER_SET_VRING_ENABLE_REQ 18
 #define VHOST_USER_IOTLB_MSG_REQ	22
 #define VHOST_IOTLB_UPDATE_TYPE		2
@@ -117,6 +122,17 @@ on_message(int vid, void *msg)
 
 	if (d == NULL)
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	if (h->request == VHOST_USER_SET_FEATURES_REQ && h->size >= sizeof(uint64_t) &&
+		(*(const uint64_t *)(h + 1) & POLICY_F_ACCESS_PLATFORM) && !d->caps.can_translate) {
+		/* Translation turned on where it cannot be served. Refuse it here, before
+		 * librte_vhost records bit 33: without IOTLB support it would divide by zero on
+		 * the first IOTLB miss (22.11 iotlb.c), taking every device down. */
+		__atomic_store_n(&d->translation_refused, true, __ATOMIC_RELEASE);
+		DEVICE_LOG(WARNING, "'%s': frontend refused: %s", d->cfg.name, TRANSLATION_REFUSED);
+		return RTE_VHOST_MSG_RESULT_ERR;
+	}
+	if (h->request == VHOST_USER_IOTLB_MSG_REQ && !d->caps.can_translate)
+		return RTE_VHOST_MSG_RESULT_OK; /* nothing here translates: ignore, never crash */
 	if (h->request == VHOST_USER_SET_VRING_ENABLE_REQ &&
 		h->size >= sizeof(struct vhost_vring_state_payload)) {
 		const struct vhost_vring_state_payload *st = (const void *)(h + 1);
@@ -312,6 +328,11 @@ on_destroy_connection(int vid)
 	d = device_by_vid(vid);
 	device_set_vid(vid, NULL);
 	if (d != NULL && d->vid == vid) {
+		if (__atomic_exchange_n(&d->translation_refused, false, __ATOMIC_ACQ_REL)) {
+			d->refused_sessions++;
+			snprintf(d->last_refusal, sizeof(d->last_refusal), "%s",
+				TRANSLATION_REFUSED);
+		}
 		d->vid = -1;
 		d->state = DEVICE_WAITING;
 		d->reason[0] = '\0';
