@@ -92,31 +92,38 @@ iotlb_sample(struct dp_task *t)
 }
 
 /*
- * Send @p n packets to the task's destination. @return how many it took; for a vhost
- * destination those are freed here (librte_vhost copied them into guest buffers), an ethdev
- * owns them now. The rest are still ours.
+ * Send @p n packets (@p bytes in all) to the task's destination. @return how many it took; for
+ * a vhost destination those are freed here (librte_vhost copied them into guest buffers), an
+ * ethdev owns them now. The rest are still ours.
  */
 static inline uint16_t
-tx_send(struct dp_task *t, struct rte_mbuf **pkts, uint16_t n)
+tx_send(struct dp_task *t, struct rte_mbuf **pkts, uint16_t n, uint64_t bytes)
 {
-	uint64_t bytes = 0;
 	uint16_t sent, i;
 
-	if (t->tx.type == DP_ENDPOINT_VHOST) {
+	if (t->tx.type == DP_ENDPOINT_VHOST)
 		sent = rte_vhost_enqueue_burst(t->tx.id, t->tx.queue, pkts, n);
-		for (i = 0; i < sent; i++)
-			bytes += pkts[i]->pkt_len;
-		rte_pktmbuf_free_bulk(pkts, sent);
-	} else {
-		for (i = 0; i < n; i++)
-			bytes += pkts[i]->pkt_len;
+	else
 		sent = rte_eth_tx_burst(t->tx.id, t->tx.queue, pkts, n);
+	if (unlikely(sent < n))
 		for (i = sent; i < n; i++)
 			bytes -= pkts[i]->pkt_len;
-	}
+	if (t->tx.type == DP_ENDPOINT_VHOST)
+		rte_pktmbuf_free_bulk(pkts, sent);
 	dp_ctr_add(&t->ctr.tx_packets, sent);
 	dp_ctr_add(&t->ctr.tx_bytes, bytes);
 	return sent;
+}
+
+static inline uint64_t
+sum_bytes(struct rte_mbuf **pkts, uint16_t n)
+{
+	uint64_t bytes = 0;
+	uint16_t i;
+
+	for (i = 0; i < n; i++)
+		bytes += pkts[i]->pkt_len;
+	return bytes;
 }
 
 /*
@@ -130,7 +137,7 @@ tx_send(struct dp_task *t, struct rte_mbuf **pkts, uint16_t n)
 static inline bool
 flush_held(struct dp_task *t)
 {
-	uint16_t sent = tx_send(t, t->held, t->nb_held);
+	uint16_t sent = tx_send(t, t->held, t->nb_held, sum_bytes(t->held, t->nb_held));
 
 	if (sent == t->nb_held) {
 		t->nb_held = 0;
@@ -153,7 +160,7 @@ task_poll(struct dp_task *t)
 {
 	struct rte_mbuf *pkts[DP_BURST];
 	uint64_t bytes = 0;
-	uint16_t n, rx, sent, i;
+	uint16_t n, rx, sent;
 
 	if (unlikely(t->rx_iotlb_stat >= 0 || t->tx_iotlb_stat >= 0))
 		iotlb_sample(t);
@@ -162,8 +169,7 @@ task_poll(struct dp_task *t)
 	rx = n = rx_burst(t, pkts);
 	if (n == 0)
 		return 0;
-	for (i = 0; i < n; i++)
-		bytes += pkts[i]->pkt_len;
+	bytes = sum_bytes(pkts, n);
 	dp_ctr_add(&t->ctr.rx_packets, n);
 	dp_ctr_add(&t->ctr.rx_bytes, bytes);
 	if (unlikely(t->max_frame != 0))
@@ -174,7 +180,7 @@ task_poll(struct dp_task *t)
 		dp_ctr_add(&t->ctr.rx_drops, n);
 		return rx;
 	}
-	sent = tx_send(t, pkts, n);
+	sent = tx_send(t, pkts, n, bytes);
 	if (unlikely(sent < n)) {
 		t->nb_held = n - sent;
 		memcpy(t->held, pkts + sent, t->nb_held * sizeof(pkts[0]));
