@@ -178,22 +178,29 @@ take(struct blk_queue *q, uint16_t head)
 	submit(q, r);
 }
 
+/* Complete the request an io_uring completion belongs to. */
+static void
+finish(struct blk_queue *q, struct io_uring_cqe *cqe)
+{
+	uint64_t head = io_uring_cqe_get_data64(cqe);
+	struct blk_req *r;
+
+	if (head < q->size && q->reqs[head].busy) {
+		r = &q->reqs[head];
+		complete(q, r, result_status(r, cqe->res));
+		blk_ctr_add(&q->st.inflight, (uint64_t)-1);
+	}
+	io_uring_cqe_seen(&q->ring, cqe);
+}
+
 static unsigned int
 reap(struct blk_queue *q)
 {
 	struct io_uring_cqe *cqe;
-	struct blk_req *r;
 	unsigned int n = 0;
-	uint64_t head;
 
 	while (io_uring_peek_cqe(&q->ring, &cqe) == 0) {
-		head = io_uring_cqe_get_data64(cqe);
-		if (head < q->size && q->reqs[head].busy) {
-			r = &q->reqs[head];
-			complete(q, r, result_status(r, cqe->res));
-			blk_ctr_add(&q->st.inflight, (uint64_t)-1);
-		}
-		io_uring_cqe_seen(&q->ring, cqe);
+		finish(q, cqe);
 		n++;
 	}
 	return n;
@@ -250,8 +257,6 @@ void
 blk_queue_drain(struct blk_queue *q)
 {
 	struct io_uring_cqe *cqe;
-	struct blk_req *r;
-	uint64_t head;
 
 	if (q->to_submit > 0) {
 		io_uring_submit(&q->ring);
@@ -260,13 +265,7 @@ blk_queue_drain(struct blk_queue *q)
 	while (q->use_uring && __atomic_load_n(&q->st.inflight, __ATOMIC_RELAXED) > 0) {
 		if (io_uring_wait_cqe(&q->ring, &cqe) != 0)
 			break;
-		head = io_uring_cqe_get_data64(cqe);
-		if (head < q->size && q->reqs[head].busy) {
-			r = &q->reqs[head];
-			complete(q, r, result_status(r, cqe->res));
-			blk_ctr_add(&q->st.inflight, (uint64_t)-1);
-		}
-		io_uring_cqe_seen(&q->ring, cqe);
+		finish(q, cqe);
 	}
 	if (q->need_call)
 		notify(q);
