@@ -34,7 +34,7 @@
 /* How long a burst that the destination did not take is offered again before it is dropped:
  * a full ring drains within microseconds at line rate; an IOTLB miss waits for the frontend's
  * main loop (QEMU under TCG took milliseconds here). */
-#define DP_HOLD_US 1000
+#define DP_HOLD_US	       1000
 #define DP_HOLD_TRANSLATING_US 20000
 
 /* Poll entries one worker can own: every queue of every device may land on one worker. */

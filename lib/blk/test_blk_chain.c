@@ -16,7 +16,7 @@
 
 #define GPA_BASE 0x100000ULL
 #define MEM_SIZE (4u << 20)
-#define RING 16
+#define RING	 16
 
 static uint8_t *guest;
 static struct rte_vhost_memory *mem;
@@ -48,8 +48,8 @@ teardown(void **state)
 }
 
 static void
-set_desc(struct vring_desc *d, uint16_t i, uint64_t off, uint32_t len, uint16_t flags,
-	uint16_t next)
+set_desc(
+	struct vring_desc *d, uint16_t i, uint64_t off, uint32_t len, uint16_t flags, uint16_t next)
 {
 	d[i].addr = GPA_BASE + off;
 	d[i].len = len;
@@ -72,8 +72,8 @@ three(uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable)
 	memset(desc, 0, sizeof(desc));
 	header(0, type, sector);
 	set_desc(desc, 0, 0, 16, VRING_DESC_F_NEXT, 1);
-	set_desc(desc, 1, 4096, data_len, VRING_DESC_F_NEXT | (data_writable ? VRING_DESC_F_WRITE : 0),
-		2);
+	set_desc(desc, 1, 4096, data_len,
+		VRING_DESC_F_NEXT | (data_writable ? VRING_DESC_F_WRITE : 0), 2);
 	set_desc(desc, 2, 8192, 1, VRING_DESC_F_WRITE, 0);
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blk.h"
 #include "fe.h"
 
 #define DEFAULT_IOVA_OFFSET 0x10000000000ULL /* 1 TiB: IOVA never equals GPA */
@@ -59,6 +60,21 @@ enum {
 	OPT_SOCKET2,
 	OPT_LISTEN2,
 	OPT_BIDIR,
+	OPT_BLK_OPS,
+	OPT_BLK_HOSTILE,
+	OPT_HOSTILE_TIMEOUT,
+	OPT_OP_TIMEOUT,
+	OPT_BLK_LOAD,
+	OPT_QD,
+	OPT_BS,
+	OPT_RW_MIX,
+	OPT_RANDOM,
+	OPT_SEQ,
+	OPT_REGION_BYTES,
+	OPT_VERIFY,
+	OPT_INFLIGHT,
+	OPT_RECONNECT_TIMEOUT,
+	OPT_ACK_LOG,
 };
 
 static const struct option long_opts[] = {
@@ -104,6 +120,21 @@ static const struct option long_opts[] = {
 	{"start-delay-ms", required_argument, NULL, OPT_START_DELAY},
 	{"no-graceful-stop", no_argument, NULL, OPT_NO_GRACEFUL},
 	{"no-yield", no_argument, NULL, OPT_NO_YIELD},
+	{"blk-ops", required_argument, NULL, OPT_BLK_OPS},
+	{"blk-hostile", required_argument, NULL, OPT_BLK_HOSTILE},
+	{"hostile-timeout-ms", required_argument, NULL, OPT_HOSTILE_TIMEOUT},
+	{"op-timeout-ms", required_argument, NULL, OPT_OP_TIMEOUT},
+	{"blk-load", no_argument, NULL, OPT_BLK_LOAD},
+	{"qd", required_argument, NULL, OPT_QD},
+	{"bs", required_argument, NULL, OPT_BS},
+	{"rw-mix", required_argument, NULL, OPT_RW_MIX},
+	{"random", no_argument, NULL, OPT_RANDOM},
+	{"seq", no_argument, NULL, OPT_SEQ},
+	{"region-bytes", required_argument, NULL, OPT_REGION_BYTES},
+	{"verify", no_argument, NULL, OPT_VERIFY},
+	{"inflight", no_argument, NULL, OPT_INFLIGHT},
+	{"reconnect-timeout-s", required_argument, NULL, OPT_RECONNECT_TIMEOUT},
+	{"ack-log", required_argument, NULL, OPT_ACK_LOG},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -115,7 +146,7 @@ usage(FILE *f)
 	fputs("usage: vhost-frontend (--socket PATH | --listen PATH) [options]\n"
 	      "  connection: --connect-timeout-s S --reply-timeout-ms MS\n"
 	      "  2nd device: --socket2 PATH | --listen2 PATH, --bidir\n"
-	      "  device:     --kind net --queues N --ring-size N --features-add HEX\n"
+	      "  device:     --kind net|blk --queues N --ring-size N --features-add HEX\n"
 	      "              --features-drop HEX --protocol-features-drop HEX\n"
 	      "  memory:     --mem-mb N --regions N\n"
 	      "  iommu:      --iommu off|platform|viommu --iova-offset HEX --iotlb-prefill\n"
@@ -124,6 +155,10 @@ usage(FILE *f)
 	      "  traffic:    --tx --rx --echo --pkt-size N --pkt-sizes A,B,.. --count N\n"
 	      "              --duration-s S --rate-pps R --burst B --src-mac M --dst-mac M\n"
 	      "              --stream-id N --start-delay-ms N --drain-ms N --idle-timeout-ms N\n"
+	      "  blk:        --blk-ops \"OP;OP\" --op-timeout-ms N --blk-hostile KIND[,KIND]\n"
+	      "              --hostile-timeout-ms N --blk-load --qd N --bs BYTES --rw-mix P\n"
+	      "              --random|--seq --region-bytes B --verify --count N --duration-s S\n"
+	      "              --inflight --reconnect-timeout-s S --ack-log FILE\n"
 	      "  run:        --timeout-s S --report-interval-s S --no-graceful-stop --no-yield -v\n"
 	      "JSON lines on stdout; see README.md.\n",
 		f);
@@ -235,12 +270,18 @@ defaults(struct fe_opts *o)
 	o->drain_ms = 1000;
 	o->timeout_s = -1;
 	memset(o->dst_mac, 0xff, 6);
+	o->hostile_timeout_ms = 500;
+	o->op_timeout_ms = 5000;
+	o->qd = 1;
+	o->bs = 4096;
+	o->rw_mix = 100;
 }
 
 static int
 check(struct fe_opts *o, bool have_src)
 {
 	uint64_t mem = (uint64_t)o->mem_mb << 20;
+	char err[256];
 
 	if (o->socket_path == NULL)
 		return bad("exactly one of --socket or --listen is required");
@@ -248,8 +289,8 @@ check(struct fe_opts *o, bool have_src)
 		return bad("--socket2 must name another socket than --socket");
 	if (o->bidir && o->socket2_path == NULL)
 		return bad("--bidir needs --socket2 or --listen2");
-	if (o->kind == FE_KIND_BLK)
-		return bad("--kind blk is not implemented yet");
+	if (blk_check_opts(o, err, sizeof(err)) < 0)
+		return bad("%s", err);
 	if (o->ring_size < 2 || (o->ring_size & (o->ring_size - 1)) != 0)
 		return bad("--ring-size must be a power of two in 2..32768");
 	if (o->burst > o->ring_size)
@@ -441,6 +482,55 @@ fe_parse_args(int argc, char **argv, struct fe_opts *o)
 			break;
 		case OPT_NO_YIELD:
 			o->no_yield = true;
+			break;
+		case OPT_BLK_OPS:
+			o->blk_ops = optarg;
+			break;
+		case OPT_BLK_HOSTILE: {
+			char err[256];
+
+			if (blk_hostile_parse(optarg, o, err, sizeof(err)) < 0)
+				return bad("%s", err);
+			break;
+		}
+		case OPT_HOSTILE_TIMEOUT:
+			ok = parse_uint(optarg, &o->hostile_timeout_ms, 1, 3600000);
+			break;
+		case OPT_OP_TIMEOUT:
+			ok = parse_uint(optarg, &o->op_timeout_ms, 1, 3600000);
+			break;
+		case OPT_BLK_LOAD:
+			o->blk_load = true;
+			break;
+		case OPT_QD:
+			ok = parse_uint(optarg, &o->qd, 1, FE_MAX_RING_SIZE);
+			break;
+		case OPT_BS:
+			ok = parse_u64(optarg, &o->bs);
+			break;
+		case OPT_RW_MIX:
+			ok = parse_uint(optarg, &o->rw_mix, 0, 100);
+			break;
+		case OPT_RANDOM:
+			o->seq = false;
+			break;
+		case OPT_SEQ:
+			o->seq = true;
+			break;
+		case OPT_REGION_BYTES:
+			ok = parse_u64(optarg, &o->region_bytes);
+			break;
+		case OPT_VERIFY:
+			o->verify = true;
+			break;
+		case OPT_INFLIGHT:
+			o->inflight = true;
+			break;
+		case OPT_RECONNECT_TIMEOUT:
+			ok = parse_dbl(optarg, &o->reconnect_timeout_s);
+			break;
+		case OPT_ACK_LOG:
+			o->ack_log = optarg;
 			break;
 		case 'v':
 			o->verbose++;

@@ -58,6 +58,14 @@ print_progress(struct fe_run **runs, unsigned int n, uint64_t now, struct progre
 	}
 	fe_json_begin(&j, "progress");
 	fe_json_dbl(&j, "t", (double)(now - runs[0]->sh->t_start_ns) / 1e9);
+	if (runs[0]->kind->progress != NULL) {
+		runs[0]->kind->progress(runs, n, &j, dt);
+		fe_json_u64(&j, "iotlb_misses_received", misses);
+		fe_json_u64(&j, "iotlb_updates_sent", updates);
+		fe_json_end(&j);
+		p->last_ns = now;
+		return;
+	}
 	fe_json_dbl(&j, "tx_pps", dt > 0 ? (double)(tx - p->last_tx) / dt : 0);
 	fe_json_dbl(&j, "rx_pps", dt > 0 ? (double)(rx - p->last_rx) / dt : 0);
 	fe_json_u64(&j, "tx_packets", tx);
@@ -138,6 +146,17 @@ iommu_timers(struct fe_run *r, unsigned int n, uint64_t now, uint64_t invalidate
 	return FE_STOP_NONE;
 }
 
+/* The backend closed the connection: reconnect (--reconnect-timeout-s), else stop. */
+static enum fe_stop
+backend_gone(struct fe_run *r, char *reason, size_t len)
+{
+	if (r->o->reconnect_timeout_s > 0)
+		return fe_reconnect(r, reason, len);
+	if (r->kind->disconnected != NULL)
+		r->kind->disconnected(r);
+	return FE_STOP_BACKEND_CLOSED;
+}
+
 /*
  * Runs until the run must stop (returns why) or, when until_ns is not 0, until then
  * (returns FE_STOP_NONE). deadline_ns is the --timeout-s bound of the whole run.
@@ -153,7 +172,7 @@ fe_control_loop(struct fe_run **runs, unsigned int n, uint64_t until_ns, uint64_
 	struct progress prog = {.last_ns = sh->t_start_ns};
 
 	if (sh->started) {
-		if (o->duration_s > 0 || !(o->tx || o->rx || o->echo))
+		if (runs[0]->kind->control_timed(o))
 			end_ns = sh->t_start_ns + (uint64_t)(o->duration_s * NS_PER_S);
 		if (report_ns > 0)
 			next_report = sh->t_start_ns + report_ns;
@@ -182,6 +201,8 @@ fe_control_loop(struct fe_run **runs, unsigned int n, uint64_t until_ns, uint64_
 			next = min_u64(next, until_ns);
 		for (unsigned int d = 0; d < n; d++) {
 			why = iommu_timers(runs[d], n, now, invalidate_at, reason, len);
+			if (why == FE_STOP_BACKEND_CLOSED)
+				why = backend_gone(runs[d], reason, len);
 			if (why != FE_STOP_NONE)
 				return why;
 			next = min_u64(next, iommu_next_due(&runs[d]->io));
@@ -194,7 +215,8 @@ fe_control_loop(struct fe_run **runs, unsigned int n, uint64_t until_ns, uint64_
 			invalidate_at = UINT64_MAX;
 		if (now >= next_report) {
 			print_progress(runs, n, now, &prog);
-			next_report += report_ns;
+			while (next_report <= now) /* the loop may have been held (reconnect) */
+				next_report += report_ns;
 		}
 		got = poll(pfd, 2 + 2 * n,
 			(int)min_u64((next > now ? next - now : 0) / NS_PER_MS + 1,
@@ -215,6 +237,8 @@ fe_control_loop(struct fe_run **runs, unsigned int n, uint64_t until_ns, uint64_
 				why = backend_channel_event(runs[d], n, reason, len);
 			if (why == FE_STOP_NONE && pfd[2 + 2 * d].revents != 0)
 				why = main_socket_event(runs[d], n, reason, len);
+			if (why == FE_STOP_BACKEND_CLOSED)
+				why = backend_gone(runs[d], reason, len);
 			if (why != FE_STOP_NONE)
 				return why;
 		}

@@ -28,6 +28,7 @@
 #define FE_MIN_PKT	   64
 #define FE_MAX_PKT	   9000
 #define FE_MAX_BURST	   512
+#define FE_MAX_HOSTILE	   64 /* --blk-hostile kinds in one run */
 
 /* Virtio / vhost-user feature bits used here. */
 #define VIRTIO_NET_F_MRG_RXBUF	       15
@@ -96,6 +97,22 @@ struct fe_opts {
 	bool no_graceful_stop;
 	bool no_yield;
 	int verbose;
+	/* --kind blk (blk_cli.c checks them; README "Block device") */
+	const char *blk_ops;		 /* --blk-ops script, parsed by blk_ops_parse() */
+	uint8_t hostile[FE_MAX_HOSTILE]; /* --blk-hostile kinds (enum blk_hostile_kind) */
+	unsigned int n_hostile;
+	unsigned int hostile_timeout_ms;
+	unsigned int op_timeout_ms;
+	bool blk_load;
+	unsigned int qd;
+	uint64_t bs;
+	unsigned int rw_mix; /* percent reads */
+	bool seq;
+	uint64_t region_bytes; /* 0: whole disk */
+	bool verify;
+	bool inflight;
+	double reconnect_timeout_s; /* 0: a backend that goes away ends the run */
+	const char *ack_log;
 };
 
 int fe_parse_args(int argc, char **argv, struct fe_opts *o);
@@ -150,6 +167,7 @@ void fe_json_u64(struct fe_json *j, const char *key, uint64_t val);
 void fe_json_hex(struct fe_json *j, const char *key, uint64_t val);
 void fe_json_dbl(struct fe_json *j, const char *key, double val);
 void fe_json_bool(struct fe_json *j, const char *key, bool val);
+void fe_json_null(struct fe_json *j, const char *key);
 void fe_json_open(struct fe_json *j, const char *key, char bracket);
 void fe_json_close(struct fe_json *j, char bracket);
 /* Closes the top-level object and writes the line to stdout (flushed). */

@@ -109,6 +109,13 @@ fe_json_bool(struct fe_json *j, const char *k, bool val)
 }
 
 void
+fe_json_null(struct fe_json *j, const char *k)
+{
+	key(j, k);
+	put(j, "null");
+}
+
+void
 fe_json_open(struct fe_json *j, const char *k, char bracket)
 {
 	key(j, k);
@@ -134,6 +141,8 @@ fe_json_end(struct fe_json *j)
 	while (j->depth > 0)
 		fe_json_close(j, '}');
 	put(j, "}");
+	/* Two threads may print (blk events, progress): keep lines whole. */
+	flockfile(stdout);
 	if (j->overflow) {
 		/* Never print half an object: the reader parses every line. */
 		fputs("{\"event\":\"error\",\"reason\":\"json line overflow\"}\n", stdout);
@@ -142,4 +151,5 @@ fe_json_end(struct fe_json *j)
 		fputc('\n', stdout);
 	}
 	fflush(stdout);
+	funlockfile(stdout);
 }

@@ -28,6 +28,7 @@ static const char *const stop_names[] = {
 	[FE_STOP_BACKEND_CLOSED] = "backend_closed",
 	[FE_STOP_REFUSED] = "refused",
 	[FE_STOP_ERROR] = "error",
+	[FE_STOP_DONE] = "done",
 };
 
 static void
@@ -240,7 +241,7 @@ bring_up(struct fe_run *r, char *reason, size_t len)
 		snprintf(reason, len, "%s", r->conn.err);
 		return rc == -EINTR ? -EINTR : FE_EXIT_FAIL;
 	}
-	rc = fe_negotiate(r, reason, len);
+	rc = fe_negotiate(r, false, reason, len);
 	if (rc == 0)
 		rc = fe_start_device(r, reason, len);
 	return rc;
@@ -270,7 +271,7 @@ init_run(struct fe_run *r, struct fe_shared *sh, unsigned int dev, unsigned int 
 	r->role_rx = (o->rx || o->echo) && (dev == ndev - 1 || bidir);
 	r->tx_count = r->role_tx ? share(o->count, senders, dev) : 0;
 	r->rate_pps = r->role_tx ? share(o->rate_pps, senders, dev) : 0;
-	r->kind = &fe_net_ops;
+	r->kind = o->kind == FE_KIND_BLK ? &fe_blk_ops : &fe_net_ops;
 	r->conn.fd = r->conn.backend_fd = -1;
 	r->conn.abort_fd = sh->sig_efd;
 	r->conn.timeout_ms = o->reply_timeout_ms;
@@ -362,6 +363,11 @@ main(int argc, char **argv)
 	runs[0]->kind->stop(runs, n);
 	for (unsigned int d = 0; d < n; d++)
 		fe_stop_device(runs[d]);
+	if (code == FE_EXIT_OK && runs[0]->kind->verdict != NULL) {
+		/* The kind's own failures: e.g. blk data that did not verify. */
+		code = runs[0]->kind->verdict(runs, n, reason, sizeof(reason));
+		failed = 0;
+	}
 	if (code != FE_EXIT_OK)
 		print_error(runs[failed], n, reason, code);
 	print_summary(runs, n, why, code);

@@ -439,8 +439,17 @@ net_destroy(struct fe_run *r)
 	r->kpriv = NULL;
 }
 
+/* --duration-s bounds the traffic; without a traffic role it is the hold time. */
+static bool
+net_control_timed(const struct fe_opts *o)
+{
+	return o->duration_s > 0 || !(o->tx || o->rx || o->echo);
+}
+
 const struct fe_kind_ops fe_net_ops = {
 	.name = "net",
+	.mq_bit = VIRTIO_NET_F_MQ,
+	.control_timed = net_control_timed,
 	.features = net_features,
 	.num_vrings = net_num_vrings,
 	.init = net_init,

@@ -26,9 +26,30 @@ struct fe_json;
 
 #define FE_MAX_DEVS 2 /* --socket and --socket2: one generator driving both ends */
 
-/* What a device kind (net, later blk) provides. */
+/* What a device kind (net, blk) provides. Hooks marked optional may be NULL. */
 struct fe_kind_ops {
 	const char *name;
+	/* Device feature bit that multi-queue needs (--queues > 1). */
+	unsigned int mq_bit;
+	/* The backend must offer the CONFIG protocol feature (QEMU's supports_config). */
+	bool needs_config;
+	/* Optional: protocol features this kind can ack besides MQ, REPLY_ACK, BACKEND_REQ. */
+	uint64_t (*protocol_features)(const struct fe_opts *o);
+	/* Optional: after SET_OWNER of the first connection (blk: GET_CONFIG). */
+	int (*backend_init)(struct fe_run *r, char *reason, size_t len);
+	/* Optional: after SET_FEATURES, before SET_MEM_TABLE (blk: inflight); again on reconnect.
+	 */
+	int (*pre_rings)(struct fe_run *r, bool restart, char *reason, size_t len);
+	/* Whether the control loop ends the run at --duration-s (else the data thread ends it). */
+	bool (*control_timed)(const struct fe_opts *o);
+	/* Optional: kind fields of a progress event (replaces the net fields). */
+	void (*progress)(struct fe_run **runs, unsigned int n, struct fe_json *j, double dt);
+	/* Optional: the backend went away (control thread, before any reconnect attempt). */
+	void (*disconnected)(struct fe_run *r);
+	/* Optional: the rings run again after a reconnect. */
+	void (*reconnected)(struct fe_run *r);
+	/* Optional: after the data thread stopped: 0, or an FE_EXIT_* code with the reason. */
+	int (*verdict)(struct fe_run **runs, unsigned int n, char *reason, size_t len);
 	/* Device feature bits the driver asks for (besides VERSION_1 and ACCESS_PLATFORM). */
 	uint64_t (*features)(const struct fe_opts *o);
 	/* Number of vrings for --queues. */
@@ -49,6 +70,7 @@ struct fe_kind_ops {
 };
 
 extern const struct fe_kind_ops fe_net_ops;
+extern const struct fe_kind_ops fe_blk_ops;
 
 /* Why the run stopped (summary "stop_reason"). */
 enum fe_stop {
@@ -61,6 +83,7 @@ enum fe_stop {
 	FE_STOP_BACKEND_CLOSED,
 	FE_STOP_REFUSED,
 	FE_STOP_ERROR,
+	FE_STOP_DONE, /* blk: the --blk-ops / --blk-hostile script ran to its end */
 };
 
 /* State shared by the devices of one process and its data thread. */
@@ -105,16 +128,27 @@ struct fe_run {
 	bool have_protocol;
 	uint32_t vring_base[FE_MAX_VRINGS]; /* GET_VRING_BASE at stop */
 	bool vring_base_valid;
-	unsigned int hdr_len; /* virtio-net header: 12 (VERSION_1 / MRG_RXBUF) or 10 */
-	bool running;	      /* rings enabled */
-	bool invalidated;     /* --invalidate-after-ms done */
+	unsigned int hdr_len;  /* virtio-net header: 12 (VERSION_1 / MRG_RXBUF) or 10 */
+	bool running;	       /* rings enabled */
+	bool invalidated;      /* --invalidate-after-ms done */
+	char kind_reason[256]; /* why kind->init failed, when it says */
+	unsigned int reconnects;
 };
 
 /* session.c */
-int fe_negotiate(struct fe_run *r, char *reason, size_t len);
+/* restart: a reconnect; the first connection's feature choice is sent again. */
+int fe_negotiate(struct fe_run *r, bool restart, char *reason, size_t len);
 int fe_start_device(struct fe_run *r, char *reason, size_t len);
+/*
+ * Programs the backend with the rings that exist (SET_MEM_TABLE, vrings, IOTLB pushes,
+ * enable). restart: after a reconnect, SET_VRING_BASE is the used index in the ring.
+ */
+int fe_program_device(struct fe_run *r, bool restart, char *reason, size_t len);
 /* Graceful stop (SET_VRING_ENABLE 0, GET_VRING_BASE); the data thread is stopped. */
 void fe_stop_device(struct fe_run *r);
+
+/* reconnect.c: --reconnect-timeout-s; FE_STOP_NONE once the rings run again. */
+enum fe_stop fe_reconnect(struct fe_run *r, char *reason, size_t len);
 
 /* control.c */
 enum fe_stop fe_control_loop(struct fe_run **runs, unsigned int n, uint64_t until_ns,

@@ -2,10 +2,11 @@
 /*
  * The vhost-user session, in the order QEMU 7.2 sends it:
  *   backend init: GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
- *                 SET_BACKEND_REQ_FD, SET_OWNER
+ *                 SET_BACKEND_REQ_FD, SET_OWNER, kind init (blk: GET_CONFIG)
  *   device plug:  ACCESS_PLATFORM checks (virtio_bus_device_plugged)
- *   start:        SET_FEATURES, SET_MEM_TABLE, per vring NUM/BASE/ADDR/KICK/CALL,
- *                 IOTLB updates for the used rings (vhost_dev_start), SET_VRING_ENABLE
+ *   start:        SET_FEATURES, kind pre-rings (blk: GET/SET_INFLIGHT_FD), SET_MEM_TABLE,
+ *                 per vring NUM/BASE/ADDR/KICK/CALL, IOTLB updates for the used rings
+ *                 (vhost_dev_start), SET_VRING_ENABLE
  *   stop:         SET_VRING_ENABLE 0, GET_VRING_BASE per vring
  * Functions return 0 or an FE_EXIT_* code with the reason written to reason[].
  */
@@ -20,6 +21,7 @@
 #define FE_PROTOCOL_SUPPORTED                                       \
 	(BIT64(VU_PROTOCOL_F_MQ) | BIT64(VU_PROTOCOL_F_REPLY_ACK) | \
 		BIT64(VU_PROTOCOL_F_BACKEND_REQ))
+/* Plus the kind's own (blk: CONFIG, INFLIGHT_SHMFD with --inflight). */
 
 static int
 say(char *reason, size_t len, int code, const char *fmt, ...)
@@ -54,8 +56,16 @@ negotiate_protocol(struct fe_run *r, char *reason, size_t len)
 	rc = vu_get_u64(c, VU_GET_PROTOCOL_FEATURES, &r->protocol_offered);
 	if (rc < 0)
 		return conn_error(r, rc, reason, len);
+	/* vhost_user_backend_init(): a device with config space needs the CONFIG feature. */
+	if (r->kind->needs_config && !(r->protocol_offered & BIT64(VU_PROTOCOL_F_CONFIG)))
+		return say(reason, len, FE_EXIT_REFUSED,
+			"vhost-user device expecting VHOST_USER_PROTOCOL_F_CONFIG but the vhost-user "
+			"backend does not support it.");
 	r->protocol_acked =
 		r->protocol_offered & FE_PROTOCOL_SUPPORTED & ~o->protocol_features_drop;
+	if (r->kind->protocol_features != NULL)
+		r->protocol_acked |= r->protocol_offered & r->kind->protocol_features(o) &
+				     ~o->protocol_features_drop;
 	rc = vu_set_u64(c, VU_SET_PROTOCOL_FEATURES, r->protocol_acked);
 	if (rc < 0)
 		return conn_error(r, rc, reason, len);
@@ -103,10 +113,10 @@ choose_features(struct fe_run *r, char *reason, size_t len)
 		return say(reason, len, FE_EXIT_REFUSED,
 			"backend does not offer VIRTIO_F_VERSION_1 (a modern virtio-pci device needs "
 			"it)");
-	if (o->queues > 1 && !(offered & BIT64(VIRTIO_NET_F_MQ)))
+	if (o->queues > 1 && !(offered & BIT64(r->kind->mq_bit)))
 		return say(reason, len, FE_EXIT_REFUSED,
-			"--queues %u needs VIRTIO_NET_F_MQ, which the backend does not offer",
-			o->queues);
+			"--queues %u needs %s, which the backend does not offer", o->queues,
+			o->kind == FE_KIND_BLK ? "VIRTIO_BLK_F_MQ" : "VIRTIO_NET_F_MQ");
 	/* virtio_bus_device_plugged(): a PCI device's DMA space is never plain memory. */
 	if (o->iommu != FE_IOMMU_OFF && !(offered & BIT64(VIRTIO_F_ACCESS_PLATFORM)))
 		return say(reason, len, FE_EXIT_REFUSED,
@@ -123,15 +133,18 @@ choose_features(struct fe_run *r, char *reason, size_t len)
 	if (offered & BIT64(VHOST_USER_F_PROTOCOL_FEATURES))
 		r->features_acked |= BIT64(VHOST_USER_F_PROTOCOL_FEATURES);
 	r->io.translate = (r->features_acked & BIT64(VIRTIO_F_ACCESS_PLATFORM)) != 0;
-	r->hdr_len =
-		(r->features_acked & (BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_NET_F_MRG_RXBUF)))
-			? 12
-			: 10;
+	if (o->kind == FE_KIND_BLK)
+		r->hdr_len = 16; /* struct virtio_blk_outhdr */
+	else
+		r->hdr_len = (r->features_acked &
+				     (BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_NET_F_MRG_RXBUF)))
+				     ? 12
+				     : 10;
 	return 0;
 }
 
 int
-fe_negotiate(struct fe_run *r, char *reason, size_t len)
+fe_negotiate(struct fe_run *r, bool restart, char *reason, size_t len)
 {
 	struct vu_conn *c = &r->conn;
 	int rc;
@@ -152,6 +165,16 @@ fe_negotiate(struct fe_run *r, char *reason, size_t len)
 	rc = vu_set(c, VU_SET_OWNER, NULL, 0, NULL, 0);
 	if (rc < 0)
 		return conn_error(r, rc, reason, len);
+	if (restart) {
+		/* vhost_user_blk_connect(): the guest's features stay what they were. */
+		rc = vu_set_u64(c, VU_SET_FEATURES, r->features_acked);
+		return rc < 0 ? conn_error(r, rc, reason, len) : 0;
+	}
+	if (r->kind->backend_init != NULL) {
+		rc = r->kind->backend_init(r, reason, len);
+		if (rc != 0)
+			return rc;
+	}
 	rc = choose_features(r, reason, len);
 	if (rc != 0)
 		return rc;
@@ -185,11 +208,18 @@ set_mem_table(struct fe_run *r)
 }
 
 static int
-start_vring(struct fe_run *r, const struct virtq *vq)
+start_vring(struct fe_run *r, const struct virtq *vq, bool restart)
 {
 	struct vu_conn *c = &r->conn;
 	struct vu_vring_state num = {.index = vq->index, .num = vq->size};
-	struct vu_vring_state base = {.index = vq->index, .num = 0};
+	/*
+	 * After a backend crash QEMU cannot GET_VRING_BASE and restores last_avail_idx from
+	 * the used index in guest memory (virtio_queue_restore_last_avail_idx).
+	 */
+	struct vu_vring_state base = {
+		.index = vq->index,
+		.num = restart ? virtq_used_idx(vq) : 0,
+	};
 	struct vu_vring_addr addr = {
 		.index = vq->index,
 		.flags = 0,
@@ -217,20 +247,35 @@ start_vring(struct fe_run *r, const struct virtq *vq)
 int
 fe_start_device(struct fe_run *r, char *reason, size_t len)
 {
-	struct vu_conn *c = &r->conn;
 	int rc;
 
 	rc = r->kind->init(r);
+	if (rc < 0 && r->kind_reason[0] != '\0')
+		return say(reason, len, FE_EXIT_USAGE, "%s", r->kind_reason);
 	if (rc < 0)
 		return say(reason, len, FE_EXIT_USAGE,
 			"cannot lay out rings and buffers in guest memory (%s): raise --mem-mb or "
 			"lower --ring-size/--queues/--regions",
 			strerror(-rc));
+	return fe_program_device(r, false, reason, len);
+}
+
+int
+fe_program_device(struct fe_run *r, bool restart, char *reason, size_t len)
+{
+	struct vu_conn *c = &r->conn;
+	int rc;
+
+	if (r->kind->pre_rings != NULL) {
+		rc = r->kind->pre_rings(r, restart, reason, len);
+		if (rc != 0)
+			return rc;
+	}
 	rc = set_mem_table(r);
 	if (rc < 0)
 		return conn_error(r, rc, reason, len);
 	for (unsigned int i = 0; i < r->nvrings; i++) {
-		rc = start_vring(r, r->vq[i]);
+		rc = start_vring(r, r->vq[i], restart);
 		if (rc < 0)
 			return conn_error(r, rc, reason, len);
 	}

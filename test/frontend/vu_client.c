@@ -37,6 +37,10 @@ static const char *const request_names[VU_REQUEST_MAX] = {
 	[VU_SET_VRING_ENABLE] = "SET_VRING_ENABLE",
 	[VU_SET_BACKEND_REQ_FD] = "SET_BACKEND_REQ_FD",
 	[VU_IOTLB_MSG] = "IOTLB_MSG",
+	[VU_GET_CONFIG] = "GET_CONFIG",
+	[VU_SET_CONFIG] = "SET_CONFIG",
+	[VU_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
+	[VU_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
 };
 
 const char *
@@ -90,9 +94,12 @@ wait_readable(struct vu_conn *c, int fd, uint64_t deadline_ns)
 	}
 }
 
-/* Reads exactly len bytes; file descriptors that come along are closed (we expect none). */
+/*
+ * Reads exactly len bytes. File descriptors that come along are closed, except the
+ * first one when fd_out is given (and *fd_out is still -1): that one is kept there.
+ */
 static int
-read_full(struct vu_conn *c, int fd, void *buf, size_t len, uint64_t deadline_ns)
+read_full(struct vu_conn *c, int fd, void *buf, size_t len, uint64_t deadline_ns, int *fd_out)
 {
 	size_t got = 0;
 
@@ -124,9 +131,15 @@ read_full(struct vu_conn *c, int fd, void *buf, size_t len, uint64_t deadline_ns
 				size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 				int fds[VU_MAX_FDS];
 
+				if (nfd > VU_MAX_FDS)
+					nfd = VU_MAX_FDS;
 				memcpy(fds, CMSG_DATA(cm), nfd * sizeof(int));
-				for (size_t i = 0; i < nfd; i++)
-					close(fds[i]);
+				for (size_t i = 0; i < nfd; i++) {
+					if (fd_out != NULL && *fd_out < 0)
+						*fd_out = fds[i];
+					else
+						close(fds[i]);
+				}
 			}
 		}
 		got += (size_t)n;
@@ -135,19 +148,19 @@ read_full(struct vu_conn *c, int fd, void *buf, size_t len, uint64_t deadline_ns
 }
 
 static int
-recv_msg(struct vu_conn *c, int fd, struct vu_msg *m)
+recv_msg(struct vu_conn *c, int fd, struct vu_msg *m, int *fd_out)
 {
 	uint64_t deadline = fe_now_ns() + (uint64_t)c->timeout_ms * NS_PER_MS;
 	int rc;
 
-	rc = read_full(c, fd, &m->hdr, sizeof(m->hdr), deadline);
+	rc = read_full(c, fd, &m->hdr, sizeof(m->hdr), deadline, fd_out);
 	if (rc < 0)
 		return rc;
 	if (m->hdr.size > sizeof(m->p))
 		return -EPROTO;
 	if (m->hdr.size == 0)
 		return 0;
-	return read_full(c, fd, &m->p, m->hdr.size, deadline);
+	return read_full(c, fd, &m->p, m->hdr.size, deadline, fd_out);
 }
 
 static int
@@ -207,10 +220,11 @@ request(struct vu_conn *c, uint32_t req, uint32_t flags, const void *payload, ui
 	return 0;
 }
 
+/* Reads the reply to req; size UINT32_MAX accepts any size. */
 static int
-reply(struct vu_conn *c, uint32_t req, struct vu_msg *m, uint32_t size)
+reply_fd(struct vu_conn *c, uint32_t req, struct vu_msg *m, uint32_t size, int *fd_out)
 {
-	int rc = recv_msg(c, c->fd, m);
+	int rc = recv_msg(c, c->fd, m, fd_out);
 
 	if (rc == -ECONNRESET)
 		return fail(c, rc,
@@ -225,12 +239,38 @@ reply(struct vu_conn *c, uint32_t req, struct vu_msg *m, uint32_t size)
 	if (rc < 0)
 		return fail(
 			c, rc, "reading the reply to %s: %s", vu_request_name(req), strerror(-rc));
-	if (m->hdr.request != req || !(m->hdr.flags & VU_FLAG_REPLY) || m->hdr.size != size)
+	if (m->hdr.request != req || !(m->hdr.flags & VU_FLAG_REPLY) ||
+		(size != UINT32_MAX && m->hdr.size != size))
 		return fail(c, -EPROTO,
 			"bad reply to %s: request %u flags 0x%x size %u (expected request %u, "
 			"REPLY flag, size %u)",
 			vu_request_name(req), m->hdr.request, m->hdr.flags, m->hdr.size, req, size);
 	return 0;
+}
+
+static int
+reply(struct vu_conn *c, uint32_t req, struct vu_msg *m, uint32_t size)
+{
+	return reply_fd(c, req, m, size, NULL);
+}
+
+int
+vu_call(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size, struct vu_msg *rep,
+	int *fd_out)
+{
+	int rc;
+
+	if (fd_out != NULL)
+		*fd_out = -1;
+	rc = request(c, req, 0, payload, size, NULL, 0);
+	if (rc == 0)
+		rc = reply_fd(c, req, rep, UINT32_MAX, fd_out);
+	if (rc < 0 && fd_out != NULL && *fd_out >= 0) {
+		close(*fd_out);
+		*fd_out = -1;
+	}
+	c->in_request = 0;
+	return rc;
 }
 
 int
@@ -310,7 +350,7 @@ vu_setup_backend_channel(struct vu_conn *c)
 int
 vu_backend_recv(struct vu_conn *c, struct vu_msg *m)
 {
-	int rc = recv_msg(c, c->backend_fd, m);
+	int rc = recv_msg(c, c->backend_fd, m, NULL);
 
 	if (rc == -ECONNRESET)
 		return fail(c, rc, "backend closed the backend channel");

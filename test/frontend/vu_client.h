@@ -29,6 +29,10 @@ enum vu_request {
 	VU_SET_VRING_ENABLE = 18,
 	VU_SET_BACKEND_REQ_FD = 21, /* SET_SLAVE_REQ_FD in older text */
 	VU_IOTLB_MSG = 22,
+	VU_GET_CONFIG = 24,
+	VU_SET_CONFIG = 25,
+	VU_GET_INFLIGHT_FD = 31,
+	VU_SET_INFLIGHT_FD = 32,
 	VU_REQUEST_MAX = 64,
 };
 
@@ -43,6 +47,8 @@ enum vu_backend_request {
 #define VU_PROTOCOL_F_MQ		  0
 #define VU_PROTOCOL_F_REPLY_ACK		  3
 #define VU_PROTOCOL_F_BACKEND_REQ	  5 /* SLAVE_REQ */
+#define VU_PROTOCOL_F_CONFIG		  9
+#define VU_PROTOCOL_F_INFLIGHT_SHMFD	  12
 #define VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
 
 #define VU_VERSION	   0x1
@@ -102,6 +108,24 @@ struct vu_iotlb {
 	uint8_t pad[6];
 };
 
+/* GET_CONFIG / SET_CONFIG payload: header then the config bytes. */
+#define VU_CONFIG_HDR_SIZE 12
+#define VU_CONFIG_MAX	   256
+struct vu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t region[VU_CONFIG_MAX];
+};
+
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD payload (24 bytes with its tail padding, as QEMU sends). */
+struct vu_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+};
+
 struct vu_msg {
 	struct vu_hdr hdr;
 	union {
@@ -110,6 +134,8 @@ struct vu_msg {
 		struct vu_vring_addr addr;
 		struct vu_memory memory;
 		struct vu_iotlb iotlb;
+		struct vu_config config;
+		struct vu_inflight inflight;
 		uint8_t raw[1024];
 	} p;
 };
@@ -146,6 +172,13 @@ int vu_set(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size, 
 	int nfds);
 int vu_set_u64(struct vu_conn *c, uint32_t req, uint64_t val);
 int vu_get_vring_base(struct vu_conn *c, unsigned int index, uint32_t *num);
+/*
+ * A request with its own reply (GET_CONFIG, GET_INFLIGHT_FD): sent without NEED_REPLY,
+ * the reply (same request code, REPLY flag, any size) lands in *rep. With fd_out, the
+ * first file descriptor that came with the reply is returned there (-1 if none).
+ */
+int vu_call(struct vu_conn *c, uint32_t req, const void *payload, uint32_t size, struct vu_msg *rep,
+	int *fd_out);
 
 /* Backend channel: creates the socketpair and sends SET_BACKEND_REQ_FD. */
 int vu_setup_backend_channel(struct vu_conn *c);
