@@ -4,11 +4,11 @@
  *   backend init: GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
  *                 SET_BACKEND_REQ_FD, SET_OWNER, kind init (blk: GET_CONFIG)
  *   device plug:  ACCESS_PLATFORM checks (virtio_bus_device_plugged)
- *   start:        SET_FEATURES, kind pre-rings (blk: GET/SET_INFLIGHT_FD), SET_MEM_TABLE,
- *                 per vring NUM/BASE/ADDR/KICK/CALL, IOTLB updates for the used rings
- *                 (vhost_dev_start), SET_VRING_ENABLE
- *   stop:         SET_VRING_ENABLE 0, GET_VRING_BASE per vring
- * Functions return 0 or an FE_EXIT_* code with the reason written to reason[].
+ *   start:        SET_FEATURES, SET_VRING_CALL per vring (vhost_virtqueue_init), kind pre-rings
+ * (blk: GET/SET_INFLIGHT_FD), SET_MEM_TABLE, per vring NUM/BASE/ADDR/KICK/CALL, IOTLB updates for
+ * the used rings (vhost_dev_start), SET_VRING_ENABLE stop:         SET_VRING_ENABLE 0,
+ * GET_VRING_BASE per vring Functions return 0 or an FE_EXIT_* code with the reason written to
+ * reason[].
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -266,6 +266,17 @@ fe_program_device(struct fe_run *r, bool restart, char *reason, size_t len)
 	struct vu_conn *c = &r->conn;
 	int rc;
 
+	/*
+	 * vhost_dev_init() -> vhost_virtqueue_init(): QEMU sends SET_VRING_CALL for every
+	 * virtqueue when the device is set up, long before SET_INFLIGHT_FD. Backends rely on it:
+	 * librte_vhost attaches the inflight region only to virtqueues that exist by then.
+	 */
+	for (unsigned int i = 0; i < r->nvrings; i++) {
+		rc = vu_set(c, VU_SET_VRING_CALL, &(uint64_t){r->vq[i]->index}, sizeof(uint64_t),
+			&r->vq[i]->call_fd, 1);
+		if (rc < 0)
+			return conn_error(r, rc, reason, len);
+	}
 	if (r->kind->pre_rings != NULL) {
 		rc = r->kind->pre_rings(r, restart, reason, len);
 		if (rc != 0)
