@@ -195,28 +195,38 @@ def test_backing_failures_become_io_errors(vhostd, rpc, tmp_path, small_fs):
 
 
 def test_restart_mid_load_resubmits_and_loses_no_acknowledged_write(tmp_path):
+    """SIGKILL vhostd under a qd-32 write load, restart it with the same config. Requests it had
+    taken but not completed are in the frontend's inflight region and must be resubmitted.
+    A kill can land when every taken request is complete (the rest wait in the avail ring and
+    are simply taken again), so kill again until a restart resubmitted something (5 tries)."""
     img = make_disk(tmp_path / "disk.img")
     cfg = tmp_path / "vhostd.json"
-    d = Vhostd(tmp_path, name="first", config=cfg).start()
+    d = Vhostd(tmp_path, name="gen0", config=cfg).start()
     rpc = d.rpc()
     attach_blk(rpc, "d", tmp_path / "d.sock", img)
     rpc.call("config_save")
     ack = tmp_path / "acks.log"
     fe = blk_fe(tmp_path / "d.sock", "--blk-load", "--qd", 32, "--rw-mix", 0, "--verify",
                 "--inflight", "--reconnect-timeout-s", 20, "--ack-log", ack,
-                "--duration-s", 6, "--timeout-s", 60).start()
+                "--duration-s", 12, "--timeout-s", 90).start()
+    resubmitted = 0
     try:
-        wait_for(lambda: queue_stats(rpc, "d")[0]["write_ops"] > 2000, timeout=20,
-                 what="writes flowing")
-        d.proc.send_signal(signal.SIGKILL)  # mid-load, requests in flight
-        d.proc.wait()
-        d.logf.close()
-        time.sleep(0.5)
-        d2 = Vhostd(tmp_path, name="second", config=cfg).start()
+        for gen in range(1, 6):
+            wait_for(lambda: queue_stats(rpc, "d")[0]["write_ops"] > 2000, timeout=20,
+                     what="writes flowing")
+            rpc.close()
+            d.proc.send_signal(signal.SIGKILL)  # mid-load, requests in flight
+            d.proc.wait()
+            d.logf.close()
+            d = Vhostd(tmp_path, name=f"gen{gen}", config=cfg).start()
+            rpc = d.rpc()
+            wait_for(lambda: queue_stats(rpc, "d")[0]["write_ops"] > 0, timeout=20,
+                     what="the frontend back on the restarted vhostd")
+            resubmitted = queue_stats(rpc, "d")[0]["resubmitted"]
+            if resubmitted > 0:
+                break
         fe.wait(timeout=90)
-        rpc2 = d2.rpc()
-        q = queue_stats(rpc2, "d")[0]
-        assert d2.stop() == 0
+        assert d.stop() == 0
     finally:
         fe.kill()
     s = fe.summary
@@ -225,7 +235,5 @@ def test_restart_mid_load_resubmits_and_loses_no_acknowledged_write(tmp_path):
     assert s["errors"] == 0, s
     checked = check_acked_on_disk(img, ack)
     assert checked > 1000, f"only {checked} acknowledged writes"
-    # The requests the killed vhostd had taken were in the inflight region, and the restarted
-    # one submitted them again before anything new.
-    assert s["inflight_pending_at_reconnect"] > 0, s
-    assert q["resubmitted"] == s["inflight_pending_at_reconnect"], (q, s)
+    assert resubmitted > 0, f"no restart found a request in flight in {s['reconnects']} kills"
+    assert s["resubmitted_completions"] >= resubmitted, s

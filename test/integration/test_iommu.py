@@ -225,3 +225,64 @@ def test_never_answered_miss_costs_only_that_device(vhostd, rpc, tmp_path):
     assert vhostd.alive()
     wait_for(lambda: rpc.call("device_get", name="a")["state"] == "waiting",
              what="a back in waiting after the stuck frontend left")
+
+
+BLK_EXPECT = {
+    ("off", "no-bit33"): "running",
+    ("off", "bit33-no-translation"): "fe-refuses",
+    ("off", "bit33-translation"): "fe-refuses",
+    ("platform", "no-bit33"): "running",
+    ("platform", "bit33-no-translation"): "running",  # a confidential guest: served
+    ("platform", "bit33-translation"): "refused",  # a vIOMMU: blk cannot translate
+    ("translate", "no-bit33"): "attach-refused",
+    ("translate", "bit33-no-translation"): "attach-refused",
+    ("translate", "bit33-translation"): "attach-refused",
+    ("required", "no-bit33"): "attach-refused",
+    ("required", "bit33-no-translation"): "attach-refused",
+    ("required", "bit33-translation"): "attach-refused",
+}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("frontend", list(FRONTENDS))
+def test_blk_matrix(vhostd, rpc, tmp_path, policy, frontend):
+    expect = BLK_EXPECT[(policy, frontend)]
+    row = f"blk x iommu={policy} x frontend={frontend}"
+    img = tmp_path / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    sock = tmp_path / "d.sock"
+    params = dict(name="d", kind="blk", socket=str(sock), backing=str(img),
+                  policy={"iommu": policy})
+    if expect == "attach-refused":
+        with pytest.raises(RpcError) as e:
+            rpc.call("device_attach", **params)
+        assert e.value.code == -32006 and e.value.data["field"] == "policy.iommu", \
+            f"{row}: {e.value.error}"
+        assert "cannot" in e.value.data["reason"] and not sock.exists(), row
+        # ...while 'platform' is never refused for the same device.
+        assert rpc.call("device_attach", **{**params, "policy": {"iommu": "platform"}})
+        return
+    dev = rpc.call("device_attach", **params)
+    assert dev["iommu"]["offered"] == (policy != "off"), f"{row}: {dev['iommu']}"
+    fe = Frontend("--kind", "blk", "--socket", sock, "--iommu", FRONTENDS[frontend],
+                  "--blk-ops", "write:off=4096,len=8192,seed=11;read:off=4096,len=8192,seed=11",
+                  "--timeout-s", 8, "--op-timeout-ms", 2000).run()
+    got = rpc.call("device_get", name="d")
+    if expect == "fe-refuses":
+        assert fe.rc == 3 and "iommu_platform=true is not supported" in fe.error["reason"], \
+            f"{row}: {fe.rc} {fe.error}"
+        assert got["sessions"] == 0, f"{row}: {got}"
+    elif expect == "refused":
+        assert fe.rc != 0, f"{row}: the frontend should have lost the device: {fe.summary}"
+        got = wait_for(lambda: (g := rpc.call("device_get", name="d"))["refused_sessions"] and g,
+                       what=f"{row}: the refusal recorded")
+        assert "cannot translate" in got["last_refusal"], f"{row}: {got['last_refusal']}"
+        assert got["sessions"] == 0
+    else:
+        res = [e for e in fe.events if e.get("event") == "blk_op"]
+        assert fe.rc == 0 and [o["status"] for o in res] == [0, 0], f"{row}: {res} {fe.error}"
+        assert res[1]["verified"], f"{row}: read back differs"
+        assert int(fe.summary["features_acked"], 16) >> 33 & 1 == 0, \
+            f"{row}: bit 33 reached SET_FEATURES without a vIOMMU"
+        assert got["sessions"] == 1 and got["refused_sessions"] == 0, f"{row}: {got}"
