@@ -41,7 +41,8 @@ struct blk_queue_stats {
 	uint64_t unsupported;  /**< completed with VIRTIO_BLK_S_UNSUPP */
 	uint64_t bad_requests; /**< malformed chains refused (a subset of io_errors + no-status) */
 	uint64_t resubmitted;  /**< in-flight requests of a previous backend, submitted again */
-	uint64_t inflight;     /**< submitted to the backing, not yet completed (a gauge) */
+	uint64_t slow_inline_writes; /**< in-place writes that were slow: writes then went async */
+	uint64_t inflight;	     /**< submitted to the backing, not yet completed (a gauge) */
 };
 
 /**

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_lcore.h>
 
 #include "blk_internal.h"
 
@@ -217,6 +219,19 @@ load_resubmit(struct blk_queue *q)
 	return 0;
 }
 
+/*
+ * io_uring runs what cannot complete inline (buffered writes, fsync, fallocate) on io-wq
+ * kernel threads. Left anywhere, they land on the workers' cores and fight the busy-polling
+ * workers for them; keep them on the control thread's cores, which are idle.
+ */
+static void
+pin_helpers(struct io_uring *ring)
+{
+	rte_cpuset_t cpus = rte_lcore_cpuset(rte_get_main_lcore());
+
+	io_uring_register_iowq_aff(ring, sizeof(cpus), &cpus);
+}
+
 static int
 queue_setup(struct blk_dev *dev, unsigned int idx, struct blk_queue **out, struct base_error *err)
 {
@@ -249,6 +264,10 @@ queue_setup(struct blk_dev *dev, unsigned int idx, struct blk_queue **out, struc
 		return base_error_set(err, ENOMEM, NULL, "out of memory");
 	}
 	q->use_uring = io_uring_queue_init(rte_align32pow2(q->size), &q->ring, 0) == 0;
+	q->inline_write_max_cycles = rte_get_tsc_hz() / 1000000 * BLK_INLINE_WRITE_MAX_US;
+	q->async_writes_cycles = rte_get_tsc_hz() / 1000 * BLK_ASYNC_WRITES_MS;
+	if (q->use_uring)
+		pin_helpers(&q->ring);
 	*out = q;
 	return 0;
 }

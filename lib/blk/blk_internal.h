@@ -26,6 +26,10 @@
 #define BLK_ID_BYTES	    20
 /* An indirect table larger than this is refused (virtio: at most the queue size entries). */
 #define BLK_INDIRECT_MAX 1024
+/* A write done in place that takes longer than this sends the queue's writes to io_uring... */
+#define BLK_INLINE_WRITE_MAX_US 200
+/* ...for this long, before writing in place is tried again. */
+#define BLK_ASYNC_WRITES_MS 1000
 /* Queues per blk device (virtio-blk num_queues; QEMU's default is one per vCPU). */
 #define BLK_QUEUES_MAX 64
 
@@ -98,6 +102,9 @@ struct blk_queue {
 	uint16_t nb_resubmit;
 	uint16_t resubmit_pos;
 	unsigned int to_submit;
+	uint64_t async_writes_until; /* tsc: writes go through io_uring until then */
+	uint64_t inline_write_max_cycles;
+	uint64_t async_writes_cycles;
 	bool need_call;
 	struct blk_queue_stats st; /* written by the worker, read by control (relaxed) */
 };

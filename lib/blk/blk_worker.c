@@ -15,6 +15,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
+
 #include "blk_internal.h"
 
 static void
@@ -117,6 +119,35 @@ execute_sync(struct blk_queue *q, struct blk_req *r)
 	}
 }
 
+/*
+ * Writes into the page cache take a few microseconds when done in place, but io_uring hands
+ * buffered writes to io-wq threads here (ext4 has no non-blocking buffered write), which costs
+ * tens of microseconds and a thread hop. So a write runs in place while that stays fast; one
+ * that took longer than BLK_INLINE_WRITE_MAX_US (dirty-page throttling, a slow device) sends
+ * this queue's writes to io_uring for BLK_ASYNC_WRITES_MS, so that a slow disk cannot hold the
+ * worker, and the other devices on it, for more than one write at a time.
+ */
+static bool
+write_inline(struct blk_queue *q, struct blk_req *r)
+{
+	uint64_t start, took;
+	long res;
+
+	if (!q->use_uring)
+		return false; /* execute_sync() does it anyway */
+	start = rte_rdtsc();
+	if (start < q->async_writes_until)
+		return false;
+	res = pwritev(q->fd, r->iov, (int)r->niov, (off_t)r->offset);
+	took = rte_rdtsc() - start;
+	if (took > q->inline_write_max_cycles) {
+		q->async_writes_until = start + took + q->async_writes_cycles;
+		blk_ctr_add(&q->st.slow_inline_writes, 1);
+	}
+	complete(q, r, result_status(r, res < 0 ? -errno : res));
+	return true;
+}
+
 /* @return true when queued on io_uring (completed later), false when already completed. */
 static bool
 submit(struct blk_queue *q, struct blk_req *r)
@@ -129,6 +160,8 @@ submit(struct blk_queue *q, struct blk_req *r)
 		complete(q, r, BLK_S_OK);
 		return false;
 	}
+	if (r->type == BLK_T_OUT && write_inline(q, r))
+		return false;
 	if (!q->use_uring || (sqe = io_uring_get_sqe(&q->ring)) == NULL) {
 		complete(q, r, result_status(r, execute_sync(q, r)));
 		return false;

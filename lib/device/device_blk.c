@@ -215,7 +215,7 @@ device_blk_queue_stats(const struct device *d, unsigned int q)
 	/* The contract's fields: requests in (rx) and completed (tx); bytes guest->disk (rx) and
 	 * disk->guest (tx); malformed requests as rx_drops. Then the blk ones. */
 	return json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I, s:I}",
+			 " s:I, s:I, s:I, s:I, s:I, s:I}",
 		"id", (json_int_t)q, "rx_packets", (json_int_t)s.requests, "rx_bytes",
 		(json_int_t)s.write_bytes, "tx_packets", (json_int_t)s.completed, "tx_bytes",
 		(json_int_t)s.read_bytes, "rx_drops", (json_int_t)s.bad_requests, "tx_drops", 0,
@@ -224,5 +224,6 @@ device_blk_queue_stats(const struct device *d, unsigned int q)
 		(json_int_t)s.discard_ops, "write_zeroes_ops", (json_int_t)s.write_zeroes_ops,
 		"io_errors", (json_int_t)s.io_errors, "unsupported", (json_int_t)s.unsupported,
 		"bad_requests", (json_int_t)s.bad_requests, "resubmitted",
-		(json_int_t)s.resubmitted, "inflight", (json_int_t)s.inflight);
+		(json_int_t)s.resubmitted, "inflight", (json_int_t)s.inflight, "slow_inline_writes",
+		(json_int_t)s.slow_inline_writes);
 }
