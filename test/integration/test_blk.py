@@ -237,3 +237,17 @@ def test_restart_mid_load_resubmits_and_loses_no_acknowledged_write(tmp_path):
     assert checked > 1000, f"only {checked} acknowledged writes"
     assert resubmitted > 0, f"no restart found a request in flight in {s['reconnects']} kills"
     assert s["resubmitted_completions"] >= resubmitted, s
+
+
+def test_multiqueue_load_is_served_on_every_queue(vhostd, rpc, tmp_path):
+    img = make_disk(tmp_path / "disk.img")
+    attach_blk(rpc, "d", tmp_path / "d.sock", img, queues=2)
+    ack = tmp_path / "acks.log"
+    fe = blk_fe(tmp_path / "d.sock", "--queues", 2, "--blk-load", "--qd", 8, "--rw-mix", 50,
+                "--verify", "--ack-log", ack, "--duration-s", 2).run()
+    s = fe.summary
+    assert fe.rc == 0 and s["errors"] == 0 and s["verify_errors"] == 0, s
+    assert s["reads_verified"] > 0
+    qs = queue_stats(rpc, "d")
+    assert all(q["read_ops"] > 100 and q["write_ops"] > 100 for q in qs), qs
+    assert check_acked_on_disk(img, ack) > 100
