@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,6 +129,19 @@ rpc_get_methods(void *ctx, json_t *params, json_t **result, struct base_error *e
 	return 0;
 }
 
+/* Each device holds a listening socket and a connection: 1024 devices need more than the
+ * usual soft limit of 1024 descriptors. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int
 start_workers(struct rte_mempool *pool)
 {
@@ -192,6 +206,7 @@ main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &opts) < 0)
 		return 2;
+	raise_fd_limit();
 	/* Block the signals before EAL makes its threads, so only the signalfd sees them. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);

@@ -13,7 +13,9 @@
 /* sun_path is 108 bytes including the terminating NUL. */
 #define SOCKET_PATH_MAX 107
 
-/* librte_vhost serves at most 1024 vhost-user connections (MAX_VHOST_DEVICE). */
+/* librte_vhost 22.11 numbers at most 1024 connections (MAX_VHOST_DEVICE) and watches at most
+ * 1024 descriptors (MAX_FDS): a server device uses one to listen and one per connection, so
+ * 1024 attached devices leave room for few connected ones; attach then fails with a reason. */
 #define DEVICE_MAX 1024
 
 /* Queue pairs per net device: librte_vhost 22.11 supports 128 (VHOST_MAX_QUEUE_PAIRS). */

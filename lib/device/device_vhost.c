@@ -392,7 +392,9 @@ device_vhost_start(struct device *d, struct base_error *err)
 		goto fail;
 	if (rte_vhost_driver_start(cfg->socket) != 0) {
 		rte_vhost_driver_unregister(cfg->socket);
-		return base_error_set(err, EIO, "socket", "cannot %s %s",
+		return base_error_set(err, EIO, "socket",
+			"cannot %s %s (librte_vhost watches at most 1024 descriptors: the "
+			"listening sockets and connections of all devices)",
 			cfg->mode == DEVICE_MODE_SERVER ? "listen on" : "connect to", cfg->socket);
 	}
 	return 0;
