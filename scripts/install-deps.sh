@@ -11,10 +11,8 @@ PACKAGES=(
 	qemu-system-x86 qemu-system-common  # QEMU 7.2 guests, qemu-storage-daemon
 	qemu-utils cpio xz-utils zstd kmod  # the guest kit (test/qemu/build-guest.sh)
 	procps util-linux
+	openvswitch-switch-dpdk gnuplot-nox linux-perf  # bench/run: OVS-DPDK, plots, profiles
 )
-if [ "${VHOSTD_BENCH_DEPS:-0}" = 1 ]; then
-	PACKAGES+=(openvswitch-switch-dpdk gnuplot-nox linux-perf)
-fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

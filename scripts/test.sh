@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: install, build and run the whole test suite: format check, unit tests
 # (cmocka, via meson test) and integration tests (pytest: real vhostd, real dpdk-testpmd
-# virtio-user frontends, the project's frontend driver, QEMU 7.2 guests). Ends with a line
+# virtio-user frontends, the project's frontend driver, QEMU 7.2 guests, and a smoke run of
+# bench/run --quick that checks only that it works and writes its files). Ends with a line
 # "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ grep -E "^ *[0-9]+/[0-9]+ " "$results/unit.log"
 
 echo "== integration tests (pytest)"
 /usr/bin/python3 -m pytest -p no:cacheprovider -q -rfEs --junitxml="$results/pytest.xml" \
-	${PYTEST_ARGS:-} test/integration test/qemu 2>&1 | tee "$results/pytest.log" | \
+	${PYTEST_ARGS:-} test/integration test/qemu bench 2>&1 | tee "$results/pytest.log" | \
 	grep -vE "^\s*$"
 
 /usr/bin/python3 scripts/summarize.py "$results"
