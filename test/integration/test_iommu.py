@@ -152,7 +152,8 @@ def test_write_to_readonly_mapping_is_a_counted_drop(vhostd, rpc, tmp_path):
     assert s["iotlb_misses_denied"] > 0, s
     sa, sb = queue_stats(rpc, "a")[0], queue_stats(rpc, "b")[0]
     assert sa["rx_packets"] > 0
-    assert sb["tx_packets"] == 0 and sb["tx_drops"] == sa["rx_packets"], (sa, sb)
+    assert sb["tx_packets"] == 0 and sb["tx_drops"] > 0, (sa, sb)
+    assert sb["tx_drops"] + sa["rx_drops"] == sa["rx_packets"], (sa, sb)
     assert vhostd.alive()
 
 
@@ -216,9 +217,14 @@ def test_never_answered_miss_costs_only_that_device(vhostd, rpc, tmp_path):
     other = Frontend("--socket", c, "--socket2", d, "--tx", "--rx", "--count", 50000,
                      "--rate-pps", 100000, "--timeout-s", 10).run()
     stuck.wait()
-    d_stats = queue_stats(rpc, "d")[0]
+    sc, sd = queue_stats(rpc, "c")[0], queue_stats(rpc, "d")[0]
     assert other.rc == 0 and other.summary["rx_bad"] == 0, other.summary
-    assert other.summary["rx_ok"] + d_stats["tx_drops"] == 50000, (other.summary["rx_ok"], d_stats)
+    # Every packet is delivered or counted: dropped towards d, or on c while d was not yet
+    # forwarding (the frontend starts sending as soon as it has set d up; vhostd publishes
+    # d's session to its worker a moment later).
+    assert sc["rx_packets"] == 50000, sc
+    assert other.summary["rx_ok"] + sd["tx_drops"] + sc["rx_drops"] == 50000, \
+        (other.summary, sc, sd)
     assert other.summary["rx_ok"] >= 49000
     assert stuck.summary["iotlb_misses_ignored"] > 0, stuck.summary
     assert stuck.summary.get("rx_ok", 0) == 0
