@@ -58,7 +58,8 @@ unset multiplot
 def translation(t, out, work):
     if "on" not in t:
         return None
-    rows = [f'"{m}" {_tri(t[m]["mpps"])} {_tri(t[m]["cycles_per_packet"])}' for m in ("on", "off")]
+    rows = [f'"{m}" {_tri(t[m]["mpps"])} {_tri(t[m]["cycles_per_packet"])}'
+            for m in ("on", "counted", "off") if m in t]
     (work / "translation.dat").write_text("\n".join(rows) + "\n")
     _gnuplot(HEAD.replace("1200,480", "900,420") + f"""set output '{out / "translation.png"}'
 set multiplot layout 1,2 title "translation (ACCESS_PLATFORM + IOTLB) on vs off, on/off = {t.get('ratio_on_off_mpps') or 0:.3f}"
