@@ -62,7 +62,7 @@ def translation(t, out, work):
             for m in ("on", "counted", "off") if m in t]
     (work / "translation.dat").write_text("\n".join(rows) + "\n")
     _gnuplot(HEAD.replace("1200,480", "900,420") + f"""set output '{out / "translation.png"}'
-set multiplot layout 1,2 title "translation (ACCESS_PLATFORM + IOTLB) on vs off, on/off = {t.get('ratio_on_off_mpps') or 0:.3f}"
+set multiplot layout 1,2 title "translation (vIOMMU + IOTLB): on, counted (no translation), off; on/off = {t.get('ratio_on_off_mpps') or 0:.3f}"
 set ylabel "Mpps (a -> b)"
 plot 'translation.dat' using 2:3:4:xtic(1) title 'Mpps'
 set ylabel "vhostd cycles per packet"
