@@ -167,13 +167,19 @@ def rate_samples(rpc, name, seconds, step=0.05):
     return out
 
 
-def test_late_miss_does_not_stall_another_device(vhostd, rpc, tmp_path):
-    """Device pair a/b waits 200 ms for every IOTLB answer; pair c/d keeps its rate."""
+def two_pairs(rpc, tmp_path):
+    """a/b translating (the one that will wait), c/d plain (the one that must not)."""
     a, b = pair(rpc, tmp_path, "translate")
     c, d = tmp_path / "c.sock", tmp_path / "d.sock"
     attach_net(rpc, "c", c)
     attach_net(rpc, "d", d)
     rpc.call("xconnect_create", a="c", b="d")
+    return a, b, c, d
+
+
+def test_late_miss_does_not_stall_another_device(vhostd, rpc, tmp_path):
+    """Device pair a/b waits 200 ms for every IOTLB answer; pair c/d keeps its rate."""
+    a, b, c, d = two_pairs(rpc, tmp_path)
     rate = 300000
     steady = Frontend("--socket", c, "--socket2", d, "--tx", "--rx", "--rate-pps", rate,
                       "--duration-s", 6, "--timeout-s", 20).start()
@@ -207,11 +213,7 @@ def test_late_miss_does_not_stall_another_device(vhostd, rpc, tmp_path):
 
 
 def test_never_answered_miss_costs_only_that_device(vhostd, rpc, tmp_path):
-    a, b = pair(rpc, tmp_path, "translate")
-    c, d = tmp_path / "c.sock", tmp_path / "d.sock"
-    attach_net(rpc, "c", c)
-    attach_net(rpc, "d", d)
-    rpc.call("xconnect_create", a="c", b="d")
+    a, b, c, d = two_pairs(rpc, tmp_path)
     stuck = Frontend("--socket", a, "--socket2", b, "--iommu", "viommu", "--tx", "--rx",
                      "--miss-never", "--duration-s", 2, "--timeout-s", 4).start()
     other = Frontend("--socket", c, "--socket2", d, "--tx", "--rx", "--count", 50000,
