@@ -265,7 +265,7 @@ queue_setup(struct blk_dev *dev, unsigned int idx, struct blk_queue **out, struc
 	}
 	q->use_uring = io_uring_queue_init(rte_align32pow2(q->size), &q->ring, 0) == 0;
 	q->inline_write_max_cycles = rte_get_tsc_hz() / 1000000 * BLK_INLINE_WRITE_MAX_US;
-	q->async_writes_cycles = rte_get_tsc_hz() / 1000 * BLK_ASYNC_WRITES_MS;
+	q->async_writes_max_cycles = rte_get_tsc_hz() / 1000 * BLK_ASYNC_WRITES_MAX_MS;
 	if (q->use_uring)
 		pin_helpers(&q->ring);
 	*out = q;

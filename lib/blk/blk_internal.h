@@ -28,8 +28,12 @@
 #define BLK_INDIRECT_MAX 1024
 /* A write done in place that takes longer than this sends the queue's writes to io_uring... */
 #define BLK_INLINE_WRITE_MAX_US 200
-/* ...for this long, before writing in place is tried again. */
-#define BLK_ASYNC_WRITES_MS 1000
+/*
+ * ...for this many times as long as that write took (at most BLK_ASYNC_WRITES_MAX_MS), before
+ * writing in place is tried again: a worker loses at most about 1/64 of its time to a slow disk.
+ */
+#define BLK_ASYNC_WRITES_FACTOR 64
+#define BLK_ASYNC_WRITES_MAX_MS 10000
 /* Queues per blk device (virtio-blk num_queues; QEMU's default is one per vCPU). */
 #define BLK_QUEUES_MAX 64
 
@@ -104,7 +108,7 @@ struct blk_queue {
 	unsigned int to_submit;
 	uint64_t async_writes_until; /* tsc: writes go through io_uring until then */
 	uint64_t inline_write_max_cycles;
-	uint64_t async_writes_cycles;
+	uint64_t async_writes_max_cycles;
 	bool need_call;
 	struct blk_queue_stats st; /* written by the worker, read by control (relaxed) */
 };
