@@ -30,7 +30,8 @@
 #define BLK_INLINE_WRITE_MAX_US 200
 /*
  * ...for this many times as long as that write took (at most BLK_ASYNC_WRITES_MAX_MS), before
- * writing in place is tried again: a worker loses at most about 1/64 of its time to a slow disk.
+ * writing in place is tried again: a disk that stays slow costs the worker one part in 65 of its
+ * time (for writes up to 150 ms; past that the cap bounds the window).
  */
 #define BLK_ASYNC_WRITES_FACTOR 64
 #define BLK_ASYNC_WRITES_MAX_MS 10000
