@@ -187,6 +187,7 @@ struct blk_req {
 	bool outstanding; /* the device owns it */
 	bool done;	  /* completion seen (script requests) */
 	bool is_read;
+	bool is_flush;	 /* a --flush-every load request: no block, no data */
 	bool owns_descs; /* its descriptors return to the free list at completion */
 	uint8_t status;
 	uint16_t head;
@@ -223,7 +224,8 @@ struct blk_qstats {
 	uint64_t completed;
 	uint64_t reads;
 	uint64_t writes;
-	uint64_t other; /* flush, getid, discard, write zeroes, hostile */
+	uint64_t flushes; /* load flushes (--flush-every) */
+	uint64_t other;	  /* --blk-ops and hostile: flush, getid, discard, write zeroes */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t errors; /* load requests with status != OK */
@@ -246,6 +248,7 @@ struct blk_queue {
 	bool need_publish;
 	uint64_t rng;
 	uint64_t seq_next;
+	uint64_t load_n;      /* load requests submitted on this queue */
 	uint32_t last_bad_id; /* last used element with an id we did not give out */
 	uint32_t last_bad_len;
 	_Atomic uint16_t disc_used; /* used index when the backend went away (control) */

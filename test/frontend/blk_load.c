@@ -3,6 +3,8 @@
  * --blk-load: --qd requests in flight on every queue, --bs bytes each, --rw-mix
  * percent reads, random (default) or sequential blocks of --bs in the first
  * --region-bytes of the disk, for --duration-s (or --count requests), then a drain.
+ * --flush-every N makes every Nth request of a queue a flush, which a backend on a real
+ * file serves with fdatasync: a request that stays in flight for a while.
  *
  * Every write carries a fresh seed (gen_base + n, gen_base = stream id << 32), so the
  * data of each write is unique. With --verify or --ack-log the driver tracks every
@@ -87,6 +89,24 @@ pick(struct blk_ctx *b, struct blk_queue *q)
 	return blk;
 }
 
+/* A flush: header and status only; the block tracking does not know it. */
+static void
+submit_flush(struct blk_ctx *b, struct blk_queue *q, struct blk_req *req, uint64_t now)
+{
+	req->is_read = false;
+	req->is_flush = true;
+	req->off = 0;
+	req->len = 0;
+	req->seed = 0;
+	blk_req_prepare(req, VIRTIO_BLK_T_FLUSH, 0);
+	blk_desc_alloc(q, 2, req->chain);
+	blk_set_desc(b, q, req->chain[0], req->hdr_gpa, sizeof(struct virtio_blk_outhdr),
+		VRING_DESC_F_NEXT, req->chain[1]);
+	blk_set_desc(b, q, req->chain[1], req->st_gpa, 1, VRING_DESC_F_WRITE, 0);
+	blk_submit(b, q, req, req->chain[0], 2, now);
+	b->ld.submitted++;
+}
+
 static void
 submit(struct blk_ctx *b, struct blk_queue *q, struct blk_req *req, uint64_t now)
 {
@@ -96,6 +116,11 @@ submit(struct blk_ctx *b, struct blk_queue *q, struct blk_req *req, uint64_t now
 	bool from_written = false;
 	uint64_t blk = 0;
 
+	if (o->flush_every > 0 && ++q->load_n % o->flush_every == 0) {
+		submit_flush(b, q, req, now);
+		return;
+	}
+	req->is_flush = false;
 	if (rd && o->verify) {
 		/* A verified read needs a block written earlier: else this one writes. */
 		rd = false;
@@ -161,6 +186,10 @@ blk_load_complete(struct blk_ctx *b, struct blk_queue *q, struct blk_req *req, u
 	blk_hist_add(&q->hist, now - req->submit_ns);
 	if (!ok)
 		FE_STAT_ADD(q->st.errors, 1);
+	if (req->is_flush) {
+		FE_STAT_ADD(q->st.flushes, 1);
+		goto next;
+	}
 	if (req->is_read) {
 		FE_STAT_ADD(q->st.reads, 1);
 		if (ok)
@@ -192,6 +221,7 @@ blk_load_complete(struct blk_ctx *b, struct blk_queue *q, struct blk_req *req, u
 	}
 	if (ld->track)
 		ld->busy[req->block] &= (uint8_t)~BLK_BUSY;
+next:
 	ld->completed++;
 	ld->t_end = now;
 	if (ld->submitting && (o->count == 0 || ld->submitted < o->count))
@@ -266,7 +296,7 @@ blk_load_finish(struct blk_ctx *b)
 			if (!req->outstanding)
 				continue;
 			ld->outstanding_at_exit++;
-			if (!req->is_read)
+			if (!req->is_read && !req->is_flush)
 				ld->unacked_writes++;
 		}
 }

@@ -162,6 +162,8 @@ blk_check_opts(struct fe_opts *o, char *err, size_t errlen)
 				"--blk-hostile, --blk-load");
 	if (o->blk_ops != NULL && blk_ops_parse(o->blk_ops, ops, BLK_MAX_OPS, &n, err, errlen) < 0)
 		return -EINVAL;
+	if (o->flush_every > 0 && !o->blk_load)
+		return BLK_FAIL("--flush-every shapes --blk-load");
 	if (o->verify && !o->blk_load)
 		return BLK_FAIL(
 			"--verify checks --blk-load reads (--blk-ops reads verify with seed=)");

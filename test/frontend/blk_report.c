@@ -85,6 +85,7 @@ add_totals(const struct blk_ctx *b, struct blk_totals *t)
 		t->st.completed += FE_STAT_GET(s->completed);
 		t->st.reads += FE_STAT_GET(s->reads);
 		t->st.writes += FE_STAT_GET(s->writes);
+		t->st.flushes += FE_STAT_GET(s->flushes);
 		t->st.bytes_read += FE_STAT_GET(s->bytes_read);
 		t->st.bytes_written += FE_STAT_GET(s->bytes_written);
 		t->st.errors += FE_STAT_GET(s->errors);
@@ -193,6 +194,7 @@ load_fields(const struct blk_ctx *b, const struct blk_totals *t, struct fe_json 
 	fe_json_u64(j, "qd", b->o->qd);
 	fe_json_u64(j, "bs", b->o->bs);
 	fe_json_u64(j, "rw_mix", b->o->rw_mix);
+	fe_json_u64(j, "flush_every", b->o->flush_every);
 	fe_json_u64(j, "region_bytes", ld->nblocks * ld->bs);
 	fe_json_dbl(j, "load_s", secs);
 	fe_json_dbl(j, "iops", per_s(ld->completed, secs));
@@ -210,6 +212,7 @@ load_fields(const struct blk_ctx *b, const struct blk_totals *t, struct fe_json 
 	fe_json_close(j, '}');
 	fe_json_u64(j, "reads", t->st.reads);
 	fe_json_u64(j, "writes", t->st.writes);
+	fe_json_u64(j, "flushes", t->st.flushes);
 	fe_json_u64(j, "bytes_read", t->st.bytes_read);
 	fe_json_u64(j, "bytes_written", t->st.bytes_written);
 	fe_json_u64(j, "errors", t->st.errors);

@@ -68,6 +68,7 @@ enum {
 	OPT_QD,
 	OPT_BS,
 	OPT_RW_MIX,
+	OPT_FLUSH_EVERY,
 	OPT_RANDOM,
 	OPT_SEQ,
 	OPT_REGION_BYTES,
@@ -128,6 +129,7 @@ static const struct option long_opts[] = {
 	{"qd", required_argument, NULL, OPT_QD},
 	{"bs", required_argument, NULL, OPT_BS},
 	{"rw-mix", required_argument, NULL, OPT_RW_MIX},
+	{"flush-every", required_argument, NULL, OPT_FLUSH_EVERY},
 	{"random", no_argument, NULL, OPT_RANDOM},
 	{"seq", no_argument, NULL, OPT_SEQ},
 	{"region-bytes", required_argument, NULL, OPT_REGION_BYTES},
@@ -157,8 +159,8 @@ usage(FILE *f)
 	      "              --stream-id N --start-delay-ms N --drain-ms N --idle-timeout-ms N\n"
 	      "  blk:        --blk-ops \"OP;OP\" --op-timeout-ms N --blk-hostile KIND[,KIND]\n"
 	      "              --hostile-timeout-ms N --blk-load --qd N --bs BYTES --rw-mix P\n"
-	      "              --random|--seq --region-bytes B --verify --count N --duration-s S\n"
-	      "              --inflight --reconnect-timeout-s S --ack-log FILE\n"
+	      "              --flush-every N --random|--seq --region-bytes B --verify --count N\n"
+	      "              --duration-s S --inflight --reconnect-timeout-s S --ack-log FILE\n"
 	      "  run:        --timeout-s S --report-interval-s S --no-graceful-stop --no-yield -v\n"
 	      "JSON lines on stdout; see README.md.\n",
 		f);
@@ -510,6 +512,9 @@ fe_parse_args(int argc, char **argv, struct fe_opts *o)
 			break;
 		case OPT_RW_MIX:
 			ok = parse_uint(optarg, &o->rw_mix, 0, 100);
+			break;
+		case OPT_FLUSH_EVERY:
+			ok = parse_uint(optarg, &o->flush_every, 0, 1000000);
 			break;
 		case OPT_RANDOM:
 			o->seq = false;

@@ -106,7 +106,8 @@ struct fe_opts {
 	bool blk_load;
 	unsigned int qd;
 	uint64_t bs;
-	unsigned int rw_mix; /* percent reads */
+	unsigned int rw_mix;	  /* percent reads */
+	unsigned int flush_every; /* load: every Nth request of a queue is a flush; 0: none */
 	bool seq;
 	uint64_t region_bytes; /* 0: whole disk */
 	bool verify;
