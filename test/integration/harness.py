@@ -165,10 +165,12 @@ class Testpmd:
 
     start_cmd: what its --cmdline-file holds ('start tx_first 8' generates traffic with eight
     bursts in flight per port; 'start' only forwards what arrives).
+    interactive: testpmd -i, driven through its stdin (line-buffered by stdbuf so the log is
+    live) instead of --stats-period: it can stop forwarding and keep its ports open.
     """
 
     def __init__(self, workdir: Path, sockets, name="pmd", fwd="io", start_cmd="start tx_first 8",
-                 queues=1, extra_vdev="", extra=None, server=False, cpu=0):
+                 queues=1, extra_vdev="", extra=None, server=False, cpu=0, interactive=False):
         self.workdir = Path(workdir)
         self.sockets = [str(s) for s in sockets]
         self.name = name
@@ -179,6 +181,7 @@ class Testpmd:
         self.extra = extra or []
         self.server = server
         self.cpu = cpu
+        self.interactive = interactive
         self.log_path = self.workdir / f"{name}.log"
         self.proc = None
 
@@ -194,16 +197,25 @@ class Testpmd:
             if self.server:
                 vdev += ",server=1"
             argv += ["--vdev", vdev + self.extra_vdev]
-        argv += ["--", f"--forward-mode={self.fwd}", "--nb-cores=1", "--stats-period", "1",
+        mode = ["-i"] if self.interactive else ["--stats-period", "1", f"--cmdline-file={cmdfile}"]
+        argv += ["--", f"--forward-mode={self.fwd}", "--nb-cores=1", *mode,
                  "--total-num-mbufs=16384", f"--rxq={self.queues}", f"--txq={self.queues}",
-                 f"--cmdline-file={cmdfile}", "--no-lsc-interrupt"] + self.extra
-        return argv
+                 "--no-lsc-interrupt"] + self.extra
+        return ["stdbuf", "-oL"] + argv if self.interactive else argv
 
     def start(self):
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.PIPE if self.interactive else
+                                     subprocess.DEVNULL)
+        if self.interactive:
+            self.command(self.start_cmd)
         return self
+
+    def command(self, line):
+        """Interactive only: one testpmd command line."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -220,26 +232,43 @@ class Testpmd:
         def ok():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"testpmd exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if self.interactive:
+                self.command("show port stats all")  # read on the next poll
             c = self.live_counts()
             return len(c) == len(self.sockets) and all(rx >= min_packets for rx, _ in c.values())
         wait_for(ok, timeout=timeout, what=f"testpmd {self.name} to receive {min_packets} "
                  "packets on every port")
 
-    def stop(self, timeout=20):
-        """SIGINT: testpmd stops forwarding and prints its forward statistics.
+    def forward_stats(self):
+        """{port: (rx_packets, tx_packets)} from the forward statistics testpmd printed."""
+        return {int(m.group(1)): (int(m.group(2)), int(m.group(3)))
+                for m in FWD_STATS.finditer(self.log())}
+
+    def stop_forwarding(self, timeout=20):
+        """Interactive only: 'stop'. testpmd stops forwarding and prints its forward statistics
+        and keeps its ports open, so the backend can still take what it had queued.
         Returns {port: (rx_packets, tx_packets)}."""
+        self.command("stop")
+        return wait_for(lambda: len(self.forward_stats()) == len(self.sockets) and
+                        self.forward_stats(), timeout=timeout,
+                        what=f"testpmd {self.name}'s forward statistics")
+
+    def stop(self, timeout=20):
+        """SIGINT (interactive: quit): testpmd stops forwarding, prints its forward statistics
+        (unless stop_forwarding() did) and exits. Returns {port: (rx_packets, tx_packets)}."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            if self.interactive:
+                self.command("quit")
+                self.proc.stdin.close()
+            else:
+                self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.logf.close()
-        out = {}
-        for m in FWD_STATS.finditer(self.log()):
-            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
-        return out
+        return self.forward_stats()
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
