@@ -216,7 +216,9 @@ blk_idle(struct blk_ctx *b, unsigned int work)
 	if (work > 0)
 		return;
 	b->idle_polls++;
-	if (!b->o->no_yield)
+	if (b->o->idle_sleep_us > 0)
+		usleep(b->o->idle_sleep_us); /* leave the core to others */
+	else if (!b->o->no_yield)
 		sched_yield(); /* nothing to do: let a peer on this core run */
 }
 

@@ -362,7 +362,7 @@ void blk_publish(struct blk_queue *q);
 unsigned int blk_poll_all(struct blk_ctx *b, uint64_t now);
 /* Waits for a script request: 0, -ETIMEDOUT or -EINTR (run stopping). */
 int blk_wait(struct blk_ctx *b, struct blk_req *req, unsigned int timeout_ms);
-/* A pass that did nothing: yields (unless --no-yield). */
+/* A pass that did nothing: sleeps --idle-sleep-us, else yields (unless --no-yield). */
 void blk_idle(struct blk_ctx *b, unsigned int work);
 /* A free script request with its header and status memory; NULL when all are out. */
 struct blk_req *blk_script_req(struct blk_ctx *b);

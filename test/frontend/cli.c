@@ -57,6 +57,7 @@ enum {
 	OPT_START_DELAY,
 	OPT_NO_GRACEFUL,
 	OPT_NO_YIELD,
+	OPT_IDLE_SLEEP,
 	OPT_SOCKET2,
 	OPT_LISTEN2,
 	OPT_BIDIR,
@@ -121,6 +122,7 @@ static const struct option long_opts[] = {
 	{"start-delay-ms", required_argument, NULL, OPT_START_DELAY},
 	{"no-graceful-stop", no_argument, NULL, OPT_NO_GRACEFUL},
 	{"no-yield", no_argument, NULL, OPT_NO_YIELD},
+	{"idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP},
 	{"blk-ops", required_argument, NULL, OPT_BLK_OPS},
 	{"blk-hostile", required_argument, NULL, OPT_BLK_HOSTILE},
 	{"hostile-timeout-ms", required_argument, NULL, OPT_HOSTILE_TIMEOUT},
@@ -161,7 +163,8 @@ usage(FILE *f)
 	      "              --hostile-timeout-ms N --blk-load --qd N --bs BYTES --rw-mix P\n"
 	      "              --flush-every N --random|--seq --region-bytes B --verify --count N\n"
 	      "              --duration-s S --inflight --reconnect-timeout-s S --ack-log FILE\n"
-	      "  run:        --timeout-s S --report-interval-s S --no-graceful-stop --no-yield -v\n"
+	      "  run:        --timeout-s S --report-interval-s S --no-graceful-stop --no-yield\n"
+	      "              --idle-sleep-us N -v\n"
 	      "JSON lines on stdout; see README.md.\n",
 		f);
 }
@@ -484,6 +487,9 @@ fe_parse_args(int argc, char **argv, struct fe_opts *o)
 			break;
 		case OPT_NO_YIELD:
 			o->no_yield = true;
+			break;
+		case OPT_IDLE_SLEEP:
+			ok = parse_uint(optarg, &o->idle_sleep_us, 0, 100000);
 			break;
 		case OPT_BLK_OPS:
 			o->blk_ops = optarg;

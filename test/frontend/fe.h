@@ -96,6 +96,7 @@ struct fe_opts {
 	unsigned int start_delay_ms;
 	bool no_graceful_stop;
 	bool no_yield;
+	unsigned int idle_sleep_us; /* an idle pass sleeps this long instead of yielding */
 	int verbose;
 	/* --kind blk (blk_cli.c checks them; README "Block device") */
 	const char *blk_ops;		 /* --blk-ops script, parsed by blk_ops_parse() */

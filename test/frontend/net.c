@@ -350,6 +350,8 @@ net_thread(void *arg)
 			group.idle_polls++;
 			if (!gen_tx && !do_rx)
 				usleep(1000); /* no traffic role: only hold the device */
+			else if (o->idle_sleep_us > 0)
+				usleep(o->idle_sleep_us); /* leave the core to others */
 			else if (!o->no_yield)
 				sched_yield(); /* nothing to do: let a peer on this core run */
 		}
