@@ -22,6 +22,32 @@ FRONTEND = BUILD / "test" / "frontend" / "vhost-frontend"
 TESTPMD = os.environ.get("TESTPMD", "/usr/bin/dpdk-testpmd")
 
 
+# Every process started through this module, so that what a failing test left behind (a vhostd
+# or a driver busy-polling a core) is ended before the next test runs: reap_leftovers().
+_started = []
+
+
+def _track(proc):
+    _started.append(proc)
+    return proc
+
+
+def reap_leftovers():
+    """End the processes tests started and left running (SIGTERM, then SIGKILL after 5 s).
+    @return their program names."""
+    left = [p for p in _started if p.poll() is None]
+    for p in left:
+        p.terminate()
+    for p in left:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    _started.clear()
+    return [next((Path(a).name for a in p.args if "/" in str(a)), str(p.args[0])) for p in left]
+
+
 def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
     """Poll pred() until it returns something truthy; raise with a message on timeout."""
     deadline = time.monotonic() + timeout
@@ -108,8 +134,8 @@ class Vhostd:
 
     def start(self, wait=True):
         self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = _track(subprocess.Popen(self.argv(), stdout=self.logf,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         if wait:
             wait_for(self._ready, timeout=20, what=f"vhostd RPC socket {self.rpc_path}")
         return self
@@ -205,9 +231,10 @@ class Testpmd:
 
     def start(self):
         self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.PIPE if self.interactive else
-                                     subprocess.DEVNULL)
+        self.proc = _track(subprocess.Popen(self.argv(), stdout=self.logf,
+                                            stderr=subprocess.STDOUT,
+                                            stdin=subprocess.PIPE if self.interactive else
+                                            subprocess.DEVNULL))
         if self.interactive:
             self.command(self.start_cmd)
         return self
@@ -302,8 +329,9 @@ class Frontend:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True)
+        self.proc = _track(subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                            text=True))
         return self
 
     def wait(self, timeout=120):
